@@ -1,0 +1,3 @@
+from fillpipe.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""The `fillpipe` command: the composition root's user interface.
+
+Every subcommand reads its settings once from the environment (see `pipeline.settings`),
+so `source DIR/stack.env` points any shell at a running embedded stack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from pipeline.errors import ConfigError, InputError
+
+DEFAULT_STATE_DIR = Path(".fillpipe")
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Directory holding the embedded stack's data, logs and stack.env.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fillpipe")
+def main() -> None:
+    """fillpipe: bulk masked image edits through a FLUX.1 Fill [pro] finetune endpoint.
+
+    Start with `fillpipe demo`: it runs the whole pipeline on an embedded stack
+    (Valkey, an S3 server, a provider emulator, the webhook receiver, a Celery
+    worker and beat) that needs no set-up.
+    """
+
+
+@main.command()
+@state_dir_option
+def up(state_dir: Path) -> None:
+    """Run the embedded stack in the foreground until Ctrl-C.
+
+    Starts only what the environment does not already provide (FILLPIPE_REDIS_URL,
+    FILLPIPE_S3_ENDPOINT_URL, FILLPIPE_PROVIDER_URL) and writes DIR/stack.env, so
+    another shell can `source DIR/stack.env` and run submit or status against it.
+    """
+    from fillpipe.stack import run_foreground
+
+    _exit_on_known_errors(lambda: run_foreground(state_dir, os.environ))
+
+
+@main.command()
+@click.option("--jobs", type=click.IntRange(1, 500), default=8, show_default=True,
+              help="How many sample edits to run.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("fillpipe-demo"), show_default=True,
+              help="Where to write the before/after contact sheet.")
+@state_dir_option
+def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
+    """Run sample product-photo edits through the whole pipeline.
+
+    Makes sample images, masks and a brand finetune, submits them as one batch, waits
+    for every job, prints where the outputs are in S3 and writes a contact sheet.
+    Uses the stack named by the environment (a sourced stack.env), else starts an
+    embedded one for the run.
+    """
+    from fillpipe.demo import run_demo
+
+    _exit_on_known_errors(lambda: run_demo(jobs=jobs, out_dir=out_dir, state_dir=state_dir,
+                                           environ=os.environ))
+
+
+@main.command()
+@click.option("--queues", default="submit,collect,maintenance", show_default=True,
+              help="Comma-separated Celery queues to consume.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Worker threads (the tasks wait on the network, not the CPU).")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(queues: str, concurrency: int, loglevel: str) -> None:
+    """Run a Celery worker that submits jobs and collects their results."""
+    from fillpipe.services import run_worker
+
+    _exit_on_known_errors(lambda: run_worker(os.environ, queues=queues,
+                                             concurrency=concurrency, loglevel=loglevel))
+
+
+@main.command()
+@click.option("--schedule", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("celerybeat-schedule"), show_default=True,
+              help="File where beat keeps its schedule state.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(schedule: Path, loglevel: str) -> None:
+    """Run Celery beat, which schedules the reconcile sweep (run exactly one)."""
+    from fillpipe.services import run_beat
+
+    _exit_on_known_errors(lambda: run_beat(os.environ, schedule=schedule, loglevel=loglevel))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+def receiver(host: str, port: int) -> None:
+    """Run the webhook receiver (provider callbacks, health) under uvicorn."""
+    from fillpipe.services import run_receiver
+
+    _exit_on_known_errors(lambda: run_receiver(os.environ, host=host, port=port))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8090, show_default=True)
+def emulator(host: str, port: int) -> None:
+    """Run the local provider emulator (configured by FILLPIPE_EMULATOR_* variables)."""
+    from fillpipe.services import run_emulator
+
+    _exit_on_known_errors(lambda: run_emulator(os.environ, host=host, port=port))
+
+
+def _exit_on_known_errors(action: Callable[[], object]) -> None:
+    """Run `action`; turn configuration and input errors into a message and exit code 2."""
+    try:
+        action()
+    except (ConfigError, InputError) as error:
+        click.echo(f"fillpipe: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)

@@ -1,0 +1,75 @@
+"""The long-running services, wired from settings: worker, beat, receiver, emulator.
+
+These are the entry points of `fillpipe worker|beat|receiver|emulator`, which the
+embedded stack, the tests and docker-compose all run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import uvicorn
+from celery import Celery
+from starlette.applications import Starlette
+
+from pipeline.ledger import Ledger
+from pipeline.models import JobRef
+from pipeline.settings import Settings
+from pipeline.signing import CallbackSigner
+from webhook_receiver.app import create_app as create_receiver_app
+from workers.app import create_celery_app, enqueue_collect
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+
+
+def run_worker(environ: Mapping[str, str], *, queues: str, concurrency: int,
+               loglevel: str) -> None:
+    """A Celery worker consuming `queues` (prefork pool, `concurrency` processes)."""
+    configure_logging(loglevel)
+    app = create_celery_app(Settings.from_environ(environ))
+    app.worker_main(["worker", f"--queues={queues}", f"--concurrency={concurrency}",
+                     f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"])
+
+
+def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> None:
+    """Celery beat with the reconcile schedule; run exactly one per deployment."""
+    configure_logging(loglevel)
+    app = create_celery_app(Settings.from_environ(environ))
+    app.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
+
+
+def build_receiver_app(settings: Settings, celery_app: Celery) -> Starlette:
+    """The receiver wired to the ledger and to the broker for collect tasks."""
+    def enqueue(ref: JobRef, attempt: int) -> None:
+        enqueue_collect(celery_app, ref, attempt)
+
+    return create_receiver_app(
+        signer=CallbackSigner(settings.signing_keys,
+                              max_age_s=settings.callback_token_max_age_s),
+        ledger=Ledger.from_url(settings.redis_url),
+        enqueue_collect=enqueue,
+    )
+
+
+def run_receiver(environ: Mapping[str, str], *, host: str, port: int) -> None:
+    """The webhook receiver under uvicorn. No access log: callback URLs carry tokens."""
+    configure_logging()
+    settings = Settings.from_environ(environ)
+    app = build_receiver_app(settings, create_celery_app(settings))
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+
+
+def run_emulator(environ: Mapping[str, str], *, host: str, port: int) -> None:
+    """The provider emulator under uvicorn, configured by FILLPIPE_EMULATOR_*."""
+    from emulator.app import create_app
+    from emulator.config import EmulatorConfig
+
+    configure_logging()
+    uvicorn.run(create_app(EmulatorConfig.from_environ(environ)), host=host, port=port,
+                access_log=False, log_level="info")

@@ -1,0 +1,96 @@
+"""The one exception tree of fillpipe, split by what the caller should do.
+
+    FillpipeError
+    ├── ConfigError                 settings are missing or malformed: fix the environment
+    ├── InputError                  the user's input is wrong: fix it, nothing was spent
+    ├── RetryableError              try the same thing again later
+    │   ├── ProviderUnavailable     connect error, 5xx on a GET: safe to repeat
+    │   ├── RateLimited             429: wait `retry_after_s`, then repeat
+    │   └── StorageUnavailable      S3 failed in a way worth repeating
+    ├── AmbiguousSubmit             5xx or read timeout on the paid POST: the task may
+    │                               exist and be billed; never re-POST blindly
+    ├── PermanentError              repeating cannot help: fail the job
+    │   ├── ProviderRejected        4xx the provider explained (422 detail, 400, 401/403)
+    │   ├── OutOfCredits            402: pause the account's batches
+    │   ├── ResultUnavailable       the task ended without a usable result
+    │   └── UnsafeResult            a result URL or body that must not be fetched or stored
+    └── VerificationError           a callback failed a check (token, secret, signature);
+                                    answered with 401/404 and nothing else
+
+Every exception pickles (Celery sends them between processes), and none of them
+carries a secret in its message.
+"""
+
+from __future__ import annotations
+
+
+class FillpipeError(Exception):
+    """Root of every error fillpipe raises on purpose."""
+
+
+class ConfigError(FillpipeError):
+    """A setting is missing or malformed."""
+
+
+class InputError(FillpipeError):
+    """The user's input cannot be processed as given; nothing was spent."""
+
+
+class RetryableError(FillpipeError):
+    """The same operation may succeed if repeated later."""
+
+
+class ProviderUnavailable(RetryableError):
+    """The provider could not be reached or answered 5xx to a request safe to repeat."""
+
+
+class RateLimited(RetryableError):
+    """The provider refused for now (429); `retry_after_s` says how long to wait."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message, retry_after_s)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StorageUnavailable(RetryableError):
+    """The object store failed in a way that may pass (5xx, throttling, a dropped link)."""
+
+
+class AmbiguousSubmit(FillpipeError):
+    """The paid POST failed in a way that leaves open whether the task was created."""
+
+
+class PermanentError(FillpipeError):
+    """Repeating the operation cannot help."""
+
+
+class ProviderRejected(PermanentError):
+    """The provider refused the request and said why (status and its message)."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message, status_code)
+        self.message = message
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        return f"provider answered {self.status_code}: {self.message}"
+
+
+class OutOfCredits(PermanentError):
+    """The provider account has no credits left (402)."""
+
+
+class ResultUnavailable(PermanentError):
+    """The provider task ended without a result that can be stored."""
+
+
+class UnsafeResult(PermanentError):
+    """A result URL or payload that fillpipe refuses to fetch or store."""
+
+
+class VerificationError(FillpipeError):
+    """A callback failed verification. The message is for logs, never for the caller."""

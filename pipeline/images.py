@@ -1,0 +1,68 @@
+"""Image checks: does it decode, how large is it, does it carry an alpha mask."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.errors import InputError, UnsafeResult
+
+MAX_PIXELS = 50_000_000
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+    has_alpha: bool
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1_000_000
+
+
+def inspect(data: bytes, *, what: str = "image") -> ImageInfo:
+    """Decode `data` fully and describe it; `InputError` naming `what` if it cannot."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise InputError(f"{what} is {image.width}x{image.height}, "
+                                     f"over the {MAX_PIXELS} pixel limit")
+                image.load()
+                has_alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
+                return ImageInfo(image.width, image.height, image.format or "", has_alpha)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InputError(f"{what} does not decode as an image ({type(error).__name__})") from None
+
+
+def check_edit_inputs(image: bytes, mask: bytes | None) -> ImageInfo:
+    """Check an image and its mask belong together, as the provider requires."""
+    image_info = inspect(image, what="the image")
+    if mask is None:
+        if not image_info.has_alpha:
+            raise InputError("the image has no alpha channel and no mask was given: "
+                             "add a mask (white = repaint) or an alpha channel")
+        return image_info
+    mask_info = inspect(mask, what="the mask")
+    if (mask_info.width, mask_info.height) != (image_info.width, image_info.height):
+        raise InputError(
+            f"the mask is {mask_info.width}x{mask_info.height} but the image is "
+            f"{image_info.width}x{image_info.height}: they must be the same size"
+        )
+    return image_info
+
+
+def check_result(data: bytes) -> ImageInfo:
+    """A downloaded result must decode as an image; `UnsafeResult` if it does not."""
+    try:
+        return inspect(data, what="the result")
+    except InputError as error:
+        raise UnsafeResult(str(error)) from None

@@ -1,0 +1,137 @@
+"""The domain's values: edit parameters, job identity, job records and their states."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+OutputFormat = Literal["jpeg", "png"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jpeg", "png")
+EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "png": "png"}
+CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+class JobState(StrEnum):
+    """Where a job is. Terminal states never change again."""
+
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    AWAITING_RESULT = "awaiting_result"
+    COLLECTING = "collecting"
+    STORED = "stored"
+    FAILED = "failed"
+    INVALID_INPUT = "invalid_input"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.STORED, JobState.FAILED, JobState.INVALID_INPUT})
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive numeric range the provider enforces."""
+
+    low: float
+    high: float
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int | float) and self.low <= value <= self.high
+
+
+# The provider's ranges and defaults (PROVIDER.md, submit table).
+FINETUNE_STRENGTH = Range(0, 2)
+STEPS = Range(15, 50)
+GUIDANCE = Range(1.5, 100)
+SAFETY_TOLERANCE = Range(0, 6)
+
+
+@dataclass(frozen=True)
+class EditParams:
+    """The provider parameters of one edit, already validated (see `validation`)."""
+
+    prompt: str
+    finetune_id: str
+    finetune_strength: float = 1.1
+    steps: int = 50
+    guidance: float = 60.0
+    seed: int | None = None
+    output_format: OutputFormat = "jpeg"
+    safety_tolerance: int = 2
+    prompt_upsampling: bool = False
+
+    def to_request(self) -> dict[str, Any]:
+        """The JSON fields of the provider's submit body (images and webhook added later)."""
+        body = asdict(self)
+        if self.seed is None:
+            del body["seed"]
+        return body
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.output_format]
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.output_format]
+
+
+@dataclass(frozen=True, order=True)
+class JobRef:
+    """Names one job: its batch and its id within the batch."""
+
+    batch_id: str
+    job_id: str
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}/{self.job_id}"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the user asked for: inputs, parameters, output place and extra tags."""
+
+    ref: JobRef
+    image_uri: str
+    mask_uri: str | None
+    output_uri: str
+    params: EditParams
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        data = json.loads(text)
+        return cls(
+            ref=JobRef(**data["ref"]),
+            image_uri=data["image_uri"],
+            mask_uri=data["mask_uri"],
+            output_uri=data["output_uri"],
+            params=EditParams(**data["params"]),
+            tags=dict(data["tags"]),
+        )
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as the ledger holds it: the spec and where it stands."""
+
+    spec: JobSpec
+    state: JobState
+    attempt: int
+    provider_task_id: str | None = None
+    polling_url: str | None = None
+    cost_credits: float | None = None
+    error: str | None = None
+    seed: int | None = None
+    updated_at: float = 0.0
+
+    @property
+    def ref(self) -> JobRef:
+        return self.spec.ref

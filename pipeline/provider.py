@@ -1,0 +1,252 @@
+"""The provider client: submit an edit, read a task's result.
+
+Errors are translated at this boundary into `pipeline.errors` by what the caller should
+do (PROVIDER.md, "Client retry policy"): a connect error is safe to repeat; a 5xx or a
+read timeout on the paid POST is ambiguous and must not be repeated blindly; 429 carries
+Retry-After; 402 means no credits; 4xx with a message is permanent.
+
+The HTTP transport is a constructor argument, so tests use `httpx.MockTransport` or the
+emulator over real HTTP, never patching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from pipeline.errors import (
+    AmbiguousSubmit,
+    OutOfCredits,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    UnsafeResult,
+)
+from pipeline.settings import ProviderFlavor, Secret, Settings
+
+FILL_FINETUNED_ENDPOINT = "flux-pro-1.0-fill-finetuned"
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0
+MAX_CONNECTIONS = 64
+_PATH_PREFIX: dict[ProviderFlavor, str] = {"bfl": "/v1", "cometapi": "/flux/v1"}
+
+
+class TaskStatus(StrEnum):
+    """The provider's task statuses, verbatim."""
+
+    PENDING = "Pending"
+    READY = "Ready"
+    ERROR = "Error"
+    REQUEST_MODERATED = "Request Moderated"
+    CONTENT_MODERATED = "Content Moderated"
+    NOT_FOUND = "Task not found"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not TaskStatus.PENDING
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The provider's answer to a submit."""
+
+    task_id: str
+    polling_url: str
+    cost_credits: float | None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A task's state as `get_result` reports it."""
+
+    task_id: str
+    status: TaskStatus
+    sample_url: str | None = None
+    seed: int | None = None
+    details: str = ""
+
+    def __repr__(self) -> str:
+        # The sample URL carries a signature: never show it.
+        shown = "<signed url>" if self.sample_url else None
+        return (f"TaskResult(task_id={self.task_id!r}, status={self.status.value!r}, "
+                f"sample_url={shown}, seed={self.seed})")
+
+
+class ProviderClient:
+    """Talks to BFL (`x-key`) or CometAPI (`Authorization: Bearer`). One per process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: Secret,
+        *,
+        flavor: ProviderFlavor = "bfl",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._prefix = _PATH_PREFIX[flavor]
+        self._auth_headers = _auth_headers(flavor, key)
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *,
+                      transport: httpx.BaseTransport | None = None) -> ProviderClient:
+        return cls(settings.provider_url, settings.provider_key,
+                   flavor=settings.provider_flavor, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"ProviderClient(base_url={self._base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(self, body: Mapping[str, Any], *,
+               endpoint: str = FILL_FINETUNED_ENDPOINT) -> Submission:
+        """POST a paid task. Raises `AmbiguousSubmit` when it may exist despite an error."""
+        url = f"{self._base_url}{self._prefix}/{endpoint}"
+        try:
+            response = self._http.post(url, json=dict(body), headers=self._auth_headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+            raise ProviderUnavailable(f"could not reach the provider: {type(error).__name__}"
+                                      ) from None
+        except httpx.HTTPError as error:
+            raise AmbiguousSubmit(f"submit failed after sending: {type(error).__name__}"
+                                  ) from None
+        if response.status_code >= 500:
+            raise AmbiguousSubmit(f"provider answered {response.status_code} to the submit")
+        _raise_for_client_error(response)
+        return self._submission(response)
+
+    def get_result(self, polling_url: str) -> TaskResult:
+        """Read a task through its polling URL (never rebuilt, never re-hosted)."""
+        headers = self._auth_headers if self._is_provider_host(polling_url) else None
+        if headers is None:
+            raise UnsafeResult("polling URL is not on the provider's host")
+        try:
+            response = self._http.get(polling_url, headers=headers)
+        except httpx.HTTPError as error:
+            raise ProviderUnavailable(f"get_result failed: {type(error).__name__}") from None
+        if response.status_code == 404:
+            return TaskResult(task_id="", status=TaskStatus.NOT_FOUND)
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"provider answered {response.status_code} to get_result")
+        _raise_for_client_error(response)
+        return _task_result(_json_object(response, ProviderUnavailable))
+
+    def fallback_polling_url(self, task_id: str) -> str:
+        return f"{self._base_url}{self._prefix}/get_result?{urlencode({'id': task_id})}"
+
+    def _submission(self, response: httpx.Response) -> Submission:
+        data = _json_object(response, AmbiguousSubmit)
+        task_id = data.get("id")
+        if not isinstance(task_id, str) or not task_id:
+            raise AmbiguousSubmit("provider's submit answer has no task id")
+        polling_url = data.get("polling_url")
+        if not isinstance(polling_url, str) or not polling_url:
+            polling_url = self.fallback_polling_url(task_id)
+        cost = data.get("cost")
+        return Submission(task_id, polling_url,
+                          float(cost) if isinstance(cost, int | float) else None)
+
+    def _is_provider_host(self, url: str) -> bool:
+        # BFL answers from regional hosts (api.us1.bfl.ai for api.bfl.ai): same site.
+        return _site(urlsplit(url).hostname) == _site(urlsplit(self._base_url).hostname)
+
+
+def _auth_headers(flavor: ProviderFlavor, key: Secret) -> dict[str, str]:
+    if flavor == "cometapi":
+        return {"authorization": f"Bearer {key.reveal()}"}
+    return {"x-key": key.reveal()}
+
+
+def _site(host: str | None) -> str:
+    if not host:
+        return ""
+    labels = host.lower().split(".")
+    if all(label.isdigit() for label in labels):
+        return host
+    return ".".join(labels[-2:])
+
+
+def _raise_for_client_error(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    message = error_message(response)
+    if status == 429:
+        raise RateLimited(f"provider is at its task limit: {message}",
+                          retry_after_s=_retry_after_s(response))
+    if status == 402:
+        raise OutOfCredits(f"provider account has no credits left: {message}")
+    raise ProviderRejected(message, status)
+
+
+def error_message(response: httpx.Response) -> str:
+    """The provider's explanation: `detail` (FastAPI 422 list or text), `message`, `error`."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason_phrase or f"HTTP {response.status_code}"
+    if isinstance(data, dict):
+        for name in ("detail", "message", "error"):
+            if name in data:
+                return _describe(data[name])
+    return f"HTTP {response.status_code}"
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        return "; ".join(_describe_item(item) for item in value)
+    return str(value)
+
+
+def _describe_item(item: object) -> str:
+    if isinstance(item, dict) and "msg" in item:
+        location = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+        return f"{location}: {item['msg']}" if location else str(item["msg"])
+    return str(item)
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _json_object(response: httpx.Response, error: type[Exception]) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise error("provider answered with a body that is not JSON") from None
+    if not isinstance(data, dict):
+        raise error("provider answered with JSON that is not an object")
+    return data
+
+
+def _task_result(data: Mapping[str, Any]) -> TaskResult:
+    try:
+        status = TaskStatus(str(data.get("status")))
+    except ValueError:
+        raise ProviderUnavailable(f"unknown task status {data.get('status')!r}") from None
+    result = data.get("result")
+    sample = result.get("sample") if isinstance(result, dict) else None
+    seed = result.get("seed") if isinstance(result, dict) else None
+    return TaskResult(
+        task_id=str(data.get("id", "")),
+        status=status,
+        sample_url=sample if isinstance(sample, str) else None,
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        details=_describe(data.get("details") or ""),
+    )

@@ -1,0 +1,43 @@
+"""Batch reports: one line per job, written to `outputs/<batch>/results.jsonl`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.batches import batch_prefix
+from pipeline.models import JobRecord, JobState
+from pipeline.runtime import Runtime
+from pipeline.storage import S3Uri
+
+
+def result_row(record: JobRecord) -> dict[str, Any]:
+    """What a user wants to know of one job."""
+    stored = record.state is JobState.STORED
+    return {
+        "id": record.ref.job_id,
+        "state": record.state.value,
+        "output": record.spec.output_uri if stored else None,
+        "cost_credits": record.cost_credits,
+        "error": record.error,
+        "attempt": record.attempt,
+        "provider_task_id": record.provider_task_id,
+        "seed": record.seed,
+    }
+
+
+def write_results(rt: Runtime, batch_id: str) -> S3Uri:
+    """Rewrite the batch's results manifest from the ledger; return where it is."""
+    lines = (json.dumps(result_row(record), ensure_ascii=False) + "\n"
+             for record in rt.ledger.jobs(batch_id))
+    uri = S3Uri.parse(batch_prefix(rt, batch_id) + "results.jsonl")
+    rt.storage.write(uri, "".join(lines).encode(), content_type="application/x-ndjson")
+    return uri
+
+
+def write_results_if_done(rt: Runtime, batch_id: str) -> S3Uri | None:
+    """Write the results manifest once every job of the batch has ended."""
+    summary = rt.ledger.summary(batch_id)
+    if summary is None or not summary.done:
+        return None
+    return write_results(rt, batch_id)

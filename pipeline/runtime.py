@@ -1,0 +1,58 @@
+"""The collaborators one process needs, built once from settings and closed at exit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from pipeline.delivery import ResultFetcher
+from pipeline.ledger import Ledger
+from pipeline.provider import ProviderClient
+from pipeline.settings import Settings
+from pipeline.signing import CallbackSigner
+from pipeline.storage import Storage
+
+
+@dataclass
+class Runtime:
+    """Settings plus the clients built from them; tasks and endpoints take one of these."""
+
+    settings: Settings
+    ledger: Ledger
+    storage: Storage
+    provider: ProviderClient
+    fetcher: ResultFetcher
+    signer: CallbackSigner
+    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        provider_transport: httpx.BaseTransport | None = None,
+        result_transport: httpx.BaseTransport | None = None,
+    ) -> Runtime:
+        return cls(
+            settings=settings,
+            ledger=Ledger.from_url(settings.redis_url, clock=clock),
+            storage=Storage.from_settings(settings),
+            provider=ProviderClient.from_settings(settings, transport=provider_transport),
+            fetcher=ResultFetcher(settings.result_hosts, max_bytes=settings.result_max_bytes,
+                                  transport=result_transport),
+            signer=CallbackSigner(settings.signing_keys,
+                                  max_age_s=settings.callback_token_max_age_s, clock=clock),
+            clock=clock,
+        )
+
+    def callback_url(self, token: str) -> str:
+        return f"{self.settings.public_url}/v1/callbacks/bfl/{token}"
+
+    def close(self) -> None:
+        self.provider.close()
+        self.fetcher.close()
+        self.ledger.redis.close()

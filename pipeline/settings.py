@@ -1,0 +1,204 @@
+"""Settings: one frozen object read once from an environment mapping at each entry point.
+
+Names carry the `FILLPIPE_` prefix, except the standard AWS credential variables.
+Secrets are held in `Secret`, whose repr and str never show the value; URLs with a
+password are shown redacted.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.errors import ConfigError
+
+PREFIX = "FILLPIPE_"
+DEFAULT_BUCKET = "fillpipe"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_PROVIDER_SLOTS = 24
+DEFAULT_RESULT_HOSTS = ("*.bfl.ai",)
+DEFAULT_CALLBACK_TOKEN_MAX_AGE_S = 2 * 24 * 3600
+DEFAULT_RESULT_MAX_BYTES = 64 * 1024 * 1024
+MIN_SIGNING_KEY_CHARS = 32
+
+ProviderFlavor = Literal["bfl", "cometapi"]
+PROVIDER_FLAVORS: tuple[ProviderFlavor, ...] = ("bfl", "cometapi")
+
+
+class Secret:
+    """A string that does not show itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value, for the one place that must send or use it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by `***` (for reprs and log lines)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline reads from the environment. Build with `from_environ`."""
+
+    redis_url: str
+    provider_url: str
+    provider_key: Secret
+    public_url: str
+    signing_keys: tuple[Secret, ...]
+    s3_endpoint_url: str | None = None
+    s3_region: str = DEFAULT_REGION
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: Secret | None = None
+    bucket: str = DEFAULT_BUCKET
+    provider_flavor: ProviderFlavor = "bfl"
+    provider_slots: int = DEFAULT_PROVIDER_SLOTS
+    result_hosts: tuple[str, ...] = DEFAULT_RESULT_HOSTS
+    callback_token_max_age_s: int = DEFAULT_CALLBACK_TOKEN_MAX_AGE_S
+    result_max_bytes: int = DEFAULT_RESULT_MAX_BYTES
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; raise `ConfigError` listing every problem."""
+        env = _Env(os.environ if environ is None else environ)
+        settings = cls(
+            redis_url=env.required("REDIS_URL", hint="run `fillpipe up` and source stack.env"),
+            provider_url=env.required("PROVIDER_URL").rstrip("/"),
+            provider_key=Secret(env.required("PROVIDER_KEY")),
+            public_url=env.required("PUBLIC_URL").rstrip("/"),
+            signing_keys=env.signing_keys(),
+            s3_endpoint_url=env.optional("S3_ENDPOINT_URL"),
+            s3_region=env.optional("S3_REGION") or DEFAULT_REGION,
+            aws_access_key_id=env.raw("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=_maybe_secret(env.raw("AWS_SECRET_ACCESS_KEY")),
+            bucket=env.optional("BUCKET") or DEFAULT_BUCKET,
+            provider_flavor=env.flavor(),
+            provider_slots=env.integer("PROVIDER_SLOTS", DEFAULT_PROVIDER_SLOTS, minimum=1),
+            result_hosts=env.csv("RESULT_HOSTS") or DEFAULT_RESULT_HOSTS,
+            callback_token_max_age_s=env.integer(
+                "CALLBACK_TOKEN_MAX_AGE_S", DEFAULT_CALLBACK_TOKEN_MAX_AGE_S, minimum=60
+            ),
+            result_max_bytes=env.integer(
+                "RESULT_MAX_BYTES", DEFAULT_RESULT_MAX_BYTES, minimum=1024
+            ),
+        )
+        env.raise_problems()
+        return settings
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            text = redact_url(value) if f.name.endswith("_url") and value else repr(value)
+            shown.append(f"{f.name}={text}")
+        return f"Settings({', '.join(shown)})"
+
+
+def _maybe_secret(value: str | None) -> Secret | None:
+    return Secret(value) if value else None
+
+
+class _Env:
+    """Reads `FILLPIPE_*` names from a mapping and collects every problem before raising."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def optional(self, name: str) -> str | None:
+        return self.raw(PREFIX + name)
+
+    def required(self, name: str, hint: str = "") -> str:
+        value = self.optional(name)
+        if value is None:
+            suffix = f" ({hint})" if hint else ""
+            self._problems.append(f"{PREFIX}{name} is not set{suffix}")
+            return ""
+        return value
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        value = self.optional(name) or ""
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self._problems.append(f"{PREFIX}{name} must be a whole number, got {value!r}")
+            return default
+        if number < minimum:
+            self._problems.append(f"{PREFIX}{name} must be at least {minimum}, got {number}")
+        return number
+
+    def flavor(self) -> ProviderFlavor:
+        value = (self.optional("PROVIDER_FLAVOR") or "bfl").lower()
+        for flavor in PROVIDER_FLAVORS:
+            if value == flavor:
+                return flavor
+        self._problems.append(
+            f"{PREFIX}PROVIDER_FLAVOR must be one of {', '.join(PROVIDER_FLAVORS)}, got {value!r}"
+        )
+        return "bfl"
+
+    def signing_keys(self) -> tuple[Secret, ...]:
+        """Comma-separated, newest first: the first key signs, every key verifies."""
+        keys = self.csv("SIGNING_KEY")
+        if not keys:
+            self._problems.append(
+                f"{PREFIX}SIGNING_KEY is not set (a random string of at least "
+                f"{MIN_SIGNING_KEY_CHARS} characters; several, comma-separated, newest first)"
+            )
+        for position, key in enumerate(keys, start=1):
+            if len(key) < MIN_SIGNING_KEY_CHARS:
+                self._problems.append(
+                    f"{PREFIX}SIGNING_KEY entry {position} is shorter than "
+                    f"{MIN_SIGNING_KEY_CHARS} characters"
+                )
+        return tuple(Secret(key) for key in keys)
+
+    def raise_problems(self) -> None:
+        if self._problems:
+            listing = "\n  - ".join(self._problems)
+            raise ConfigError(f"invalid settings:\n  - {listing}")

@@ -1,0 +1,74 @@
+"""The Celery app: JSON only, late acks, one message at a time per worker process.
+
+Task names and queues are stable strings defined here; other processes (the receiver,
+the CLI) send tasks by name through the broker and never import the task code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from celery import Celery
+
+from pipeline.models import JobRef
+from pipeline.settings import Settings
+
+TASK_SUBMIT = "fillpipe.submit"
+TASK_COLLECT = "fillpipe.collect"
+TASK_RECONCILE = "fillpipe.reconcile"
+QUEUE_SUBMIT = "submit"
+QUEUE_COLLECT = "collect"
+QUEUE_MAINTENANCE = "maintenance"
+RECONCILE_INTERVAL_S = 10.0
+# A message not acknowledged within this long is delivered again (Redis transport).
+VISIBILITY_TIMEOUT_S = 3600
+# Hard limit per task, far below the visibility timeout so no task is redelivered
+# while it still runs.
+TASK_TIME_LIMIT_S = 300
+TASK_SOFT_TIME_LIMIT_S = 240
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """The configured Celery app for `settings` (broker = the ledger's Redis)."""
+    app = Celery("fillpipe", broker=settings.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=TASK_TIME_LIMIT_S,
+        task_soft_time_limit=TASK_SOFT_TIME_LIMIT_S,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_default_queue=QUEUE_SUBMIT,
+        task_routes={
+            TASK_SUBMIT: {"queue": QUEUE_SUBMIT},
+            TASK_COLLECT: {"queue": QUEUE_COLLECT},
+            TASK_RECONCILE: {"queue": QUEUE_MAINTENANCE},
+        },
+        beat_schedule={
+            "reconcile": {"task": TASK_RECONCILE, "schedule": RECONCILE_INTERVAL_S,
+                          "options": {"expires": RECONCILE_INTERVAL_S}},
+        },
+    )
+    return app
+
+
+def enqueue_submits(app: Celery, refs: Iterable[JobRef]) -> int:
+    """Send one submit message per job over one broker connection; return the count."""
+    count = 0
+    with app.producer_or_acquire() as producer:
+        for ref in refs:
+            app.send_task(TASK_SUBMIT, args=[ref.batch_id, ref.job_id], producer=producer)
+            count += 1
+    return count
+
+
+def enqueue_collect(app: Celery, ref: JobRef, attempt: int) -> None:
+    app.send_task(TASK_COLLECT, args=[ref.batch_id, ref.job_id, attempt])
