@@ -54,11 +54,21 @@ def up(state_dir: Path) -> None:
 
 
 @main.command()
-@click.option("--jobs", type=click.IntRange(1, 500), default=8, show_default=True,
-              help="How many sample edits to run.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("fillpipe-demo"), show_default=True,
-              help="Where to write the before/after contact sheet.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 500),
+    default=8,
+    show_default=True,
+    help="How many sample edits to run.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("fillpipe-demo"),
+    show_default=True,
+    help="Where to write the before/after contact sheet.",
+)
 @state_dir_option
 def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
     """Run sample product-photo edits through the whole pipeline.
@@ -70,28 +80,43 @@ def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
     """
     from fillpipe.demo import run_demo
 
-    _exit_on_known_errors(lambda: run_demo(jobs=jobs, out_dir=out_dir, state_dir=state_dir,
-                                           environ=os.environ))
+    _exit_on_known_errors(
+        lambda: run_demo(jobs=jobs, out_dir=out_dir, state_dir=state_dir, environ=os.environ)
+    )
 
 
 @main.command()
-@click.option("--queues", default="submit,collect,maintenance", show_default=True,
-              help="Comma-separated Celery queues to consume.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Worker threads (the tasks wait on the network, not the CPU).")
+@click.option(
+    "--queues",
+    default="submit,collect,maintenance",
+    show_default=True,
+    help="Comma-separated Celery queues to consume.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Worker threads (the tasks wait on the network, not the CPU).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(queues: str, concurrency: int, loglevel: str) -> None:
     """Run a Celery worker that submits jobs and collects their results."""
     from fillpipe.services import run_worker
 
-    _exit_on_known_errors(lambda: run_worker(os.environ, queues=queues,
-                                             concurrency=concurrency, loglevel=loglevel))
+    _exit_on_known_errors(
+        lambda: run_worker(os.environ, queues=queues, concurrency=concurrency, loglevel=loglevel)
+    )
 
 
 @main.command()
-@click.option("--schedule", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("celerybeat-schedule"), show_default=True,
-              help="File where beat keeps its schedule state.")
+@click.option(
+    "--schedule",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("celerybeat-schedule"),
+    show_default=True,
+    help="File where beat keeps its schedule state.",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(schedule: Path, loglevel: str) -> None:
     """Run Celery beat, which schedules the reconcile sweep (run exactly one)."""

@@ -28,13 +28,20 @@ def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
 
 
-def run_worker(environ: Mapping[str, str], *, queues: str, concurrency: int,
-               loglevel: str) -> None:
+def run_worker(environ: Mapping[str, str], *, queues: str, concurrency: int, loglevel: str) -> None:
     """A Celery worker consuming `queues` (prefork pool, `concurrency` processes)."""
     configure_logging(loglevel)
     app = create_celery_app(Settings.from_environ(environ))
-    app.worker_main(["worker", f"--queues={queues}", f"--concurrency={concurrency}",
-                     f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            "worker",
+            f"--queues={queues}",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> None:
@@ -46,12 +53,12 @@ def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> No
 
 def build_receiver_app(settings: Settings, celery_app: Celery) -> Starlette:
     """The receiver wired to the ledger and to the broker for collect tasks."""
+
     def enqueue(ref: JobRef, attempt: int) -> None:
         enqueue_collect(celery_app, ref, attempt)
 
     return create_receiver_app(
-        signer=CallbackSigner(settings.signing_keys,
-                              max_age_s=settings.callback_token_max_age_s),
+        signer=CallbackSigner(settings.signing_keys, max_age_s=settings.callback_token_max_age_s),
         ledger=Ledger.from_url(settings.redis_url),
         enqueue_collect=enqueue,
     )
@@ -71,5 +78,10 @@ def run_emulator(environ: Mapping[str, str], *, host: str, port: int) -> None:
     from emulator.config import EmulatorConfig
 
     configure_logging()
-    uvicorn.run(create_app(EmulatorConfig.from_environ(environ)), host=host, port=port,
-                access_log=False, log_level="info")
+    uvicorn.run(
+        create_app(EmulatorConfig.from_environ(environ)),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="info",
+    )

@@ -31,6 +31,9 @@ def default_output_uri(rt: Runtime, batch_id: str, job_id: str, extension: str) 
 def create_batch(rt: Runtime, batch_id: str, specs: Sequence[JobSpec]) -> int:
     """Store the validated manifest, then record every job as queued; return the count."""
     manifest = "".join(spec.to_json() + "\n" for spec in specs).encode()
-    rt.storage.write(S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"), manifest,
-                     content_type="application/x-ndjson")
+    rt.storage.write(
+        S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"),
+        manifest,
+        content_type="application/x-ndjson",
+    )
     return rt.ledger.create_batch(batch_id, specs)

@@ -60,8 +60,11 @@ class ResultFetcher:
         except ValueError:
             raise UnsafeResult("result URL has an invalid port") from None
         netloc = f"{host}:{port}" if port else host
-        if not host or not any(fnmatch.fnmatchcase(candidate, pattern)
-                               for pattern in self._patterns for candidate in (host, netloc)):
+        if not host or not any(
+            fnmatch.fnmatchcase(candidate, pattern)
+            for pattern in self._patterns
+            for candidate in (host, netloc)
+        ):
             raise UnsafeResult(f"result host {host!r} is not in RESULT_HOSTS")
         if parts.scheme == "https":
             return
@@ -83,8 +86,7 @@ class ResultFetcher:
                     raise ProviderUnavailable(f"result download answered {response.status_code}")
                 return self._read_capped(response)
         except httpx.HTTPError as error:
-            raise ProviderUnavailable(f"result download failed: {type(error).__name__}"
-                                      ) from None
+            raise ProviderUnavailable(f"result download failed: {type(error).__name__}") from None
 
     def _read_capped(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length")

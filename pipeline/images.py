@@ -33,13 +33,20 @@ def inspect(data: bytes, *, what: str = "image") -> ImageInfo:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > MAX_PIXELS:
-                    raise InputError(f"{what} is {image.width}x{image.height}, "
-                                     f"over the {MAX_PIXELS} pixel limit")
+                    raise InputError(
+                        f"{what} is {image.width}x{image.height}, over the {MAX_PIXELS} pixel limit"
+                    )
                 image.load()
                 has_alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
                 return ImageInfo(image.width, image.height, image.format or "", has_alpha)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as error:
         raise InputError(f"{what} does not decode as an image ({type(error).__name__})") from None
 
 
@@ -48,8 +55,10 @@ def check_edit_inputs(image: bytes, mask: bytes | None) -> ImageInfo:
     image_info = inspect(image, what="the image")
     if mask is None:
         if not image_info.has_alpha:
-            raise InputError("the image has no alpha channel and no mask was given: "
-                             "add a mask (white = repaint) or an alpha channel")
+            raise InputError(
+                "the image has no alpha channel and no mask was given: "
+                "add a mask (white = repaint) or an alpha channel"
+            )
         return image_info
     mask_info = inspect(mask, what="the mask")
     if (mask_info.width, mask_info.height) != (image_info.width, image_info.height):

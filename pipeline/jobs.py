@@ -39,8 +39,7 @@ CALLBACK_LATE_S = 60.0
 AMBIGUOUS_SUBMIT_DEADLINE_S = 600.0
 TAG_BATCH, TAG_JOB, TAG_FINETUNE = "fillpipe-batch", "fillpipe-job", "fillpipe-finetune"
 _ACTIVE = (JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING)
-_FORMAT_TYPES = {"JPEG": CONTENT_TYPES["jpeg"], "PNG": CONTENT_TYPES["png"],
-                 "WEBP": "image/webp"}
+_FORMAT_TYPES = {"JPEG": CONTENT_TYPES["jpeg"], "PNG": CONTENT_TYPES["png"], "WEBP": "image/webp"}
 
 
 class NotReadyYet(RetryableError):
@@ -50,10 +49,10 @@ class NotReadyYet(RetryableError):
 class CallbackOutcome(Enum):
     """What the receiver should do with a verified callback."""
 
-    COLLECT = "collect"        # first callback of the current attempt: enqueue collect
-    DUPLICATE = "duplicate"    # seen before: acknowledge, do nothing
-    STALE = "stale"            # an older attempt, or the job is finished: acknowledge
-    UNKNOWN = "unknown"        # no such job: answer 404
+    COLLECT = "collect"  # first callback of the current attempt: enqueue collect
+    DUPLICATE = "duplicate"  # seen before: acknowledge, do nothing
+    STALE = "stale"  # an older attempt, or the job is finished: acknowledge
+    UNKNOWN = "unknown"  # no such job: answer 404
 
 
 # -- submit ----------------------------------------------------------------------------
@@ -65,8 +64,9 @@ def submit_job(rt: Runtime, ref: JobRef) -> JobState | None:
     Raises `RetryableError` after putting the job back in `queued` when the provider
     cannot be reached or is at its limit; the caller retries later.
     """
-    begun = rt.ledger.transition(ref, from_states=[JobState.QUEUED],
-                                 to_state=JobState.SUBMITTING, new_attempt=True)
+    begun = rt.ledger.transition(
+        ref, from_states=[JobState.QUEUED], to_state=JobState.SUBMITTING, new_attempt=True
+    )
     if not begun.applied:
         return None
     record = _require(rt, ref)
@@ -75,25 +75,38 @@ def submit_job(rt: Runtime, ref: JobRef) -> JobState | None:
     except InputError as error:
         return _finish(rt, ref, begun.attempt, JobState.INVALID_INPUT, str(error))
     except RetryableError:
-        rt.ledger.transition(ref, from_states=[JobState.SUBMITTING], to_state=JobState.QUEUED,
-                             attempt=begun.attempt)
+        rt.ledger.transition(
+            ref, from_states=[JobState.SUBMITTING], to_state=JobState.QUEUED, attempt=begun.attempt
+        )
         raise
     except AmbiguousSubmit as error:
-        log.warning("job %s attempt %d: ambiguous submit (%s); awaiting callback or poll",
-                    ref, begun.attempt, error)
+        log.warning(
+            "job %s attempt %d: ambiguous submit (%s); awaiting callback or poll",
+            ref,
+            begun.attempt,
+            error,
+        )
         rt.ledger.transition(
-            ref, from_states=[JobState.SUBMITTING], to_state=JobState.AWAITING_RESULT,
-            attempt=begun.attempt, fields={"error": str(error)},
+            ref,
+            from_states=[JobState.SUBMITTING],
+            to_state=JobState.AWAITING_RESULT,
+            attempt=begun.attempt,
+            fields={"error": str(error)},
             late_at=rt.clock() + AMBIGUOUS_SUBMIT_DEADLINE_S,
         )
         return JobState.AWAITING_RESULT
     except PermanentError as error:
         return _finish(rt, ref, begun.attempt, JobState.FAILED, str(error))
     rt.ledger.transition(
-        ref, from_states=[JobState.SUBMITTING], to_state=JobState.AWAITING_RESULT,
+        ref,
+        from_states=[JobState.SUBMITTING],
+        to_state=JobState.AWAITING_RESULT,
         attempt=begun.attempt,
-        fields={"provider_task_id": submission.task_id, "polling_url": submission.polling_url,
-                "cost_credits": submission.cost_credits},
+        fields={
+            "provider_task_id": submission.task_id,
+            "polling_url": submission.polling_url,
+            "cost_credits": submission.cost_credits,
+        },
         cost_credits=submission.cost_credits,
         late_at=rt.clock() + CALLBACK_LATE_S,
     )
@@ -104,8 +117,11 @@ def _submit_body(rt: Runtime, record: JobRecord, attempt: int) -> dict[str, obje
     """Read and check the inputs, then build the provider's request body."""
     spec = record.spec
     image = rt.storage.read(S3Uri.parse(spec.image_uri), max_bytes=MAX_INPUT_BYTES)
-    mask = (rt.storage.read(S3Uri.parse(spec.mask_uri), max_bytes=MAX_INPUT_BYTES)
-            if spec.mask_uri else None)
+    mask = (
+        rt.storage.read(S3Uri.parse(spec.mask_uri), max_bytes=MAX_INPUT_BYTES)
+        if spec.mask_uri
+        else None
+    )
     check_edit_inputs(image, mask)
     body: dict[str, object] = spec.params.to_request()
     body["image"] = base64.b64encode(image).decode()
@@ -146,16 +162,23 @@ def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
         raise NotReadyYet(f"job {ref} attempt {attempt} is still being submitted")
     if record.polling_url is None:
         return None  # an ambiguous submit: the reconcile sweep decides
-    taken = rt.ledger.transition(ref, from_states=[JobState.AWAITING_RESULT,
-                                                   JobState.COLLECTING],
-                                 to_state=JobState.COLLECTING, attempt=attempt)
+    taken = rt.ledger.transition(
+        ref,
+        from_states=[JobState.AWAITING_RESULT, JobState.COLLECTING],
+        to_state=JobState.COLLECTING,
+        attempt=attempt,
+    )
     if not taken.applied:
         return None
     result = rt.provider.get_result(record.polling_url)
     if result.status is TaskStatus.PENDING:
-        rt.ledger.transition(ref, from_states=[JobState.COLLECTING],
-                             to_state=JobState.AWAITING_RESULT, attempt=attempt,
-                             late_at=rt.clock() + CALLBACK_LATE_S)
+        rt.ledger.transition(
+            ref,
+            from_states=[JobState.COLLECTING],
+            to_state=JobState.AWAITING_RESULT,
+            attempt=attempt,
+            late_at=rt.clock() + CALLBACK_LATE_S,
+        )
         return JobState.AWAITING_RESULT
     if result.status is not TaskStatus.READY:
         return _finish(rt, ref, attempt, JobState.FAILED, _failure_text(result))
@@ -165,22 +188,26 @@ def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
         return _finish(rt, ref, attempt, JobState.FAILED, str(error))
 
 
-def _store_result(rt: Runtime, record: JobRecord, polling_url: str,
-                  result: TaskResult) -> JobState:
+def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: TaskResult) -> JobState:
     data = _download(rt, polling_url, result)
     info = check_result(data)
     output = S3Uri.parse(record.spec.output_uri)
     outcome = rt.storage.put_new(
-        output, data,
+        output,
+        data,
         content_type=_FORMAT_TYPES.get(info.format, record.spec.params.content_type),
         tags=output_tags(record),
         metadata=output_metadata(record, result),
     )
     if outcome is PutOutcome.EXISTED and not _is_ours(rt, output, record):
         raise UnsafeResult(f"{output} already exists and belongs to another job")
-    rt.ledger.transition(record.ref, from_states=[JobState.COLLECTING],
-                         to_state=JobState.STORED, attempt=record.attempt,
-                         fields={"seed": result.seed, "error": None})
+    rt.ledger.transition(
+        record.ref,
+        from_states=[JobState.COLLECTING],
+        to_state=JobState.STORED,
+        attempt=record.attempt,
+        fields={"seed": result.seed, "error": None},
+    )
     return JobState.STORED
 
 
@@ -200,8 +227,12 @@ def _download(rt: Runtime, polling_url: str, result: TaskResult) -> bytes:
 def output_tags(record: JobRecord) -> dict[str, str]:
     """The output object's tags: fillpipe's own three, then the user's."""
     spec = record.spec
-    return {TAG_BATCH: spec.ref.batch_id, TAG_JOB: spec.ref.job_id,
-            TAG_FINETUNE: spec.params.finetune_id, **spec.tags}
+    return {
+        TAG_BATCH: spec.ref.batch_id,
+        TAG_JOB: spec.ref.job_id,
+        TAG_FINETUNE: spec.params.finetune_id,
+        **spec.tags,
+    }
 
 
 def output_metadata(record: JobRecord, result: TaskResult) -> dict[str, str]:
@@ -226,8 +257,10 @@ def output_metadata(record: JobRecord, result: TaskResult) -> dict[str, str]:
 
 def _is_ours(rt: Runtime, output: S3Uri, record: JobRecord) -> bool:
     existing = rt.storage.metadata(output) or {}
-    return (existing.get("fillpipe-batch") == record.ref.batch_id
-            and existing.get("fillpipe-job") == record.ref.job_id)
+    return (
+        existing.get("fillpipe-batch") == record.ref.batch_id
+        and existing.get("fillpipe-job") == record.ref.job_id
+    )
 
 
 def _failure_text(result: TaskResult) -> str:
@@ -240,8 +273,9 @@ def _failure_text(result: TaskResult) -> str:
 
 def _finish(rt: Runtime, ref: JobRef, attempt: int, state: JobState, error: str) -> JobState:
     log.info("job %s attempt %d ends %s: %s", ref, attempt, state.value, error)
-    rt.ledger.transition(ref, from_states=_ACTIVE, to_state=state, attempt=attempt,
-                         fields={"error": error})
+    rt.ledger.transition(
+        ref, from_states=_ACTIVE, to_state=state, attempt=attempt, fields={"error": error}
+    )
     return state
 
 
@@ -274,11 +308,18 @@ def plan_reconcile(rt: Runtime) -> ReconcilePlan:
         if record is None or record.state is not JobState.AWAITING_RESULT:
             continue
         # Re-file before polling, so the next sweep does not poll the same job again.
-        next_state, late_at = ((JobState.AWAITING_RESULT, now + CALLBACK_LATE_S)
-                               if record.polling_url else (JobState.QUEUED, None))
-        moved = rt.ledger.transition(ref, from_states=[JobState.AWAITING_RESULT],
-                                     to_state=next_state, attempt=record.attempt,
-                                     late_at=late_at)
+        next_state, late_at = (
+            (JobState.AWAITING_RESULT, now + CALLBACK_LATE_S)
+            if record.polling_url
+            else (JobState.QUEUED, None)
+        )
+        moved = rt.ledger.transition(
+            ref,
+            from_states=[JobState.AWAITING_RESULT],
+            to_state=next_state,
+            attempt=record.attempt,
+            late_at=late_at,
+        )
         if not moved.applied:
             continue
         if record.polling_url:
@@ -290,12 +331,20 @@ def plan_reconcile(rt: Runtime) -> ReconcilePlan:
 
 def give_up(rt: Runtime, ref: JobRef, error: str) -> None:
     """End a job that could not be submitted after every retry."""
-    rt.ledger.transition(ref, from_states=[JobState.QUEUED, JobState.SUBMITTING],
-                         to_state=JobState.FAILED, fields={"error": error})
+    rt.ledger.transition(
+        ref,
+        from_states=[JobState.QUEUED, JobState.SUBMITTING],
+        to_state=JobState.FAILED,
+        fields={"error": error},
+    )
 
 
 def release_collect(rt: Runtime, ref: JobRef, attempt: int) -> None:
     """Hand a job whose collect kept failing back to the reconcile sweep."""
-    rt.ledger.transition(ref, from_states=[JobState.COLLECTING],
-                         to_state=JobState.AWAITING_RESULT, attempt=attempt,
-                         late_at=rt.clock() + CALLBACK_LATE_S)
+    rt.ledger.transition(
+        ref,
+        from_states=[JobState.COLLECTING],
+        to_state=JobState.AWAITING_RESULT,
+        attempt=attempt,
+        late_at=rt.clock() + CALLBACK_LATE_S,
+    )

@@ -255,8 +255,7 @@ def _jobs_key(batch_id: str) -> str:
 
 
 def _new_job_fields(spec: JobSpec, now: float) -> dict[str | bytes, str | int | float | bytes]:
-    return {"spec": spec.to_json(), "state": JobState.QUEUED.value, "attempt": 0,
-            "updated_at": now}
+    return {"spec": spec.to_json(), "state": JobState.QUEUED.value, "attempt": 0, "updated_at": now}
 
 
 def _record(fields: Mapping[str, str]) -> JobRecord | None:

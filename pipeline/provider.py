@@ -11,6 +11,7 @@ emulator over real HTTP, never patching.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -73,8 +74,10 @@ class TaskResult:
     def __repr__(self) -> str:
         # The sample URL carries a signature: never show it.
         shown = "<signed url>" if self.sample_url else None
-        return (f"TaskResult(task_id={self.task_id!r}, status={self.status.value!r}, "
-                f"sample_url={shown}, seed={self.seed})")
+        return (
+            f"TaskResult(task_id={self.task_id!r}, status={self.status.value!r}, "
+            f"sample_url={shown}, seed={self.seed})"
+        )
 
 
 class ProviderClient:
@@ -99,10 +102,15 @@ class ProviderClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *,
-                      transport: httpx.BaseTransport | None = None) -> ProviderClient:
-        return cls(settings.provider_url, settings.provider_key,
-                   flavor=settings.provider_flavor, transport=transport)
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+    ) -> ProviderClient:
+        return cls(
+            settings.provider_url,
+            settings.provider_key,
+            flavor=settings.provider_flavor,
+            transport=transport,
+        )
 
     def __repr__(self) -> str:
         return f"ProviderClient(base_url={self._base_url!r})"
@@ -110,18 +118,19 @@ class ProviderClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, body: Mapping[str, Any], *,
-               endpoint: str = FILL_FINETUNED_ENDPOINT) -> Submission:
+    def submit(
+        self, body: Mapping[str, Any], *, endpoint: str = FILL_FINETUNED_ENDPOINT
+    ) -> Submission:
         """POST a paid task. Raises `AmbiguousSubmit` when it may exist despite an error."""
         url = f"{self._base_url}{self._prefix}/{endpoint}"
         try:
             response = self._http.post(url, json=dict(body), headers=self._auth_headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-            raise ProviderUnavailable(f"could not reach the provider: {type(error).__name__}"
-                                      ) from None
+            raise ProviderUnavailable(
+                f"could not reach the provider: {type(error).__name__}"
+            ) from None
         except httpx.HTTPError as error:
-            raise AmbiguousSubmit(f"submit failed after sending: {type(error).__name__}"
-                                  ) from None
+            raise AmbiguousSubmit(f"submit failed after sending: {type(error).__name__}") from None
         if response.status_code >= 500:
             raise AmbiguousSubmit(f"provider answered {response.status_code} to the submit")
         _raise_for_client_error(response)
@@ -143,6 +152,34 @@ class ProviderClient:
         _raise_for_client_error(response)
         return _task_result(_json_object(response, ProviderUnavailable))
 
+    def create_finetune(
+        self, zip_bytes: bytes, *, comment: str, trigger_word: str, mode: str = "style"
+    ) -> str:
+        """Start training a finetune from a zip of images; return its id.
+
+        Training runs at the provider; its progress is read with `get_result` on
+        `fallback_polling_url(finetune_id)`.
+        """
+        body = {
+            "file_data": base64.b64encode(zip_bytes).decode(),
+            "finetune_comment": comment,
+            "trigger_word": trigger_word,
+            "mode": mode,
+        }
+        try:
+            response = self._http.post(
+                f"{self._base_url}{self._prefix}/finetune", json=body, headers=self._auth_headers
+            )
+        except httpx.HTTPError as error:
+            raise ProviderUnavailable(f"finetune request failed: {type(error).__name__}") from None
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"provider answered {response.status_code} to finetune")
+        _raise_for_client_error(response)
+        finetune_id = _json_object(response, ProviderUnavailable).get("finetune_id")
+        if not isinstance(finetune_id, str) or not finetune_id:
+            raise ProviderUnavailable("provider's finetune answer has no finetune_id")
+        return finetune_id
+
     def fallback_polling_url(self, task_id: str) -> str:
         return f"{self._base_url}{self._prefix}/get_result?{urlencode({'id': task_id})}"
 
@@ -155,8 +192,9 @@ class ProviderClient:
         if not isinstance(polling_url, str) or not polling_url:
             polling_url = self.fallback_polling_url(task_id)
         cost = data.get("cost")
-        return Submission(task_id, polling_url,
-                          float(cost) if isinstance(cost, int | float) else None)
+        return Submission(
+            task_id, polling_url, float(cost) if isinstance(cost, int | float) else None
+        )
 
     def _is_provider_host(self, url: str) -> bool:
         # BFL answers from regional hosts (api.us1.bfl.ai for api.bfl.ai): same site.
@@ -184,8 +222,9 @@ def _raise_for_client_error(response: httpx.Response) -> None:
         return
     message = error_message(response)
     if status == 429:
-        raise RateLimited(f"provider is at its task limit: {message}",
-                          retry_after_s=_retry_after_s(response))
+        raise RateLimited(
+            f"provider is at its task limit: {message}", retry_after_s=_retry_after_s(response)
+        )
     if status == 402:
         raise OutOfCredits(f"provider account has no credits left: {message}")
     raise ProviderRejected(message, status)

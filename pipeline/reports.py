@@ -28,8 +28,10 @@ def result_row(record: JobRecord) -> dict[str, Any]:
 
 def write_results(rt: Runtime, batch_id: str) -> S3Uri:
     """Rewrite the batch's results manifest from the ledger; return where it is."""
-    lines = (json.dumps(result_row(record), ensure_ascii=False) + "\n"
-             for record in rt.ledger.jobs(batch_id))
+    lines = (
+        json.dumps(result_row(record), ensure_ascii=False) + "\n"
+        for record in rt.ledger.jobs(batch_id)
+    )
     uri = S3Uri.parse(batch_prefix(rt, batch_id) + "results.jsonl")
     rt.storage.write(uri, "".join(lines).encode(), content_type="application/x-ndjson")
     return uri

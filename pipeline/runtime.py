@@ -42,10 +42,14 @@ class Runtime:
             ledger=Ledger.from_url(settings.redis_url, clock=clock),
             storage=Storage.from_settings(settings),
             provider=ProviderClient.from_settings(settings, transport=provider_transport),
-            fetcher=ResultFetcher(settings.result_hosts, max_bytes=settings.result_max_bytes,
-                                  transport=result_transport),
-            signer=CallbackSigner(settings.signing_keys,
-                                  max_age_s=settings.callback_token_max_age_s, clock=clock),
+            fetcher=ResultFetcher(
+                settings.result_hosts,
+                max_bytes=settings.result_max_bytes,
+                transport=result_transport,
+            ),
+            signer=CallbackSigner(
+                settings.signing_keys, max_age_s=settings.callback_token_max_age_s, clock=clock
+            ),
             clock=clock,
         )
 

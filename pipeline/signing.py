@@ -89,8 +89,14 @@ class CallbackSigner:
         """The secret the provider must echo for this job attempt (newest key)."""
         return self._derive(self._keys[0], ref, attempt)
 
-    def verify(self, token: str, headers: Mapping[str, str], body: bytes, *,
-               require_signature: bool = False) -> CallbackClaim:
+    def verify(
+        self,
+        token: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        require_signature: bool = False,
+    ) -> CallbackClaim:
         """Verify a callback from its URL token, headers (lower-case names) and raw body."""
         claim = self.claim(token)
         secret = self._matching_secret(claim, headers.get(SECRET_HEADER, ""))

@@ -42,7 +42,7 @@ class S3Uri:
     def parse(cls, uri: str) -> S3Uri:
         if not uri.startswith(S3_SCHEME):
             raise InputError(f"{uri!r} is not an s3:// URI (expected s3://bucket/key)")
-        bucket, _, key = uri[len(S3_SCHEME):].partition("/")
+        bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
         if not bucket or not key:
             raise InputError(f"{uri!r} needs both a bucket and a key: s3://bucket/key")
         return cls(bucket, key)
@@ -95,8 +95,7 @@ class Storage:
     def write(self, uri: S3Uri, body: bytes, *, content_type: str) -> None:
         """Create or replace an object (inputs, reports)."""
         try:
-            self._s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=body,
-                                ContentType=content_type)
+            self._s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType=content_type)
         except ClientError as error:
             raise _translate(error, uri) from None
 

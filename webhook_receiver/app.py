@@ -55,8 +55,12 @@ def create_app(
         except BodyTooLarge:
             return _answer(413, "request body too large")
         try:
-            claim = signer.verify(request.path_params["token"], request.headers, body,
-                                  require_signature=require_signature)
+            claim = signer.verify(
+                request.path_params["token"],
+                request.headers,
+                body,
+                require_signature=require_signature,
+            )
         except VerificationError as error:
             log.info("callback rejected: %s", error)
             return _answer(401, "unauthorized")
@@ -72,10 +76,12 @@ def create_app(
         await run_in_threadpool(ledger.redis.ping)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[
-        Route(CALLBACK_ROUTE, callback, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route(CALLBACK_ROUTE, callback, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:

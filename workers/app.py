@@ -53,8 +53,11 @@ def create_celery_app(settings: Settings) -> Celery:
             TASK_RECONCILE: {"queue": QUEUE_MAINTENANCE},
         },
         beat_schedule={
-            "reconcile": {"task": TASK_RECONCILE, "schedule": RECONCILE_INTERVAL_S,
-                          "options": {"expires": RECONCILE_INTERVAL_S}},
+            "reconcile": {
+                "task": TASK_RECONCILE,
+                "schedule": RECONCILE_INTERVAL_S,
+                "options": {"expires": RECONCILE_INTERVAL_S},
+            },
         },
     )
     return app

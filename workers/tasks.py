@@ -35,8 +35,11 @@ def submit(self: Task, batch_id: str, job_id: str) -> None:
     try:
         state = jobs.submit_job(runtime(), ref)
     except RateLimited as error:
-        wait_s = error.retry_after_s if error.retry_after_s is not None else backoff_s(
-            self.request.retries)
+        wait_s = (
+            error.retry_after_s
+            if error.retry_after_s is not None
+            else backoff_s(self.request.retries)
+        )
         raise self.retry(countdown=min(wait_s, MAX_COUNTDOWN_S), max_retries=None) from None
     except RetryableError as error:
         if self.request.retries >= MAX_RETRIES:
@@ -69,8 +72,11 @@ def reconcile() -> None:
     for ref in plan.resubmit:
         submit.delay(ref.batch_id, ref.job_id)
     if plan.collect or plan.resubmit:
-        log.info("reconcile: polling %d late jobs, resubmitting %d",
-                 len(plan.collect), len(plan.resubmit))
+        log.info(
+            "reconcile: polling %d late jobs, resubmitting %d",
+            len(plan.collect),
+            len(plan.resubmit),
+        )
 
 
 def _after(ref: JobRef, state: JobState | None) -> None:

@@ -1,0 +1,89 @@
+import itertools
+
+import pytest
+
+from pipeline.batches import create_batch, default_output_uri
+from pipeline.models import EditParams, JobRef, JobSpec
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+from pipeline.storage import S3Uri
+from tests.pipeline.fakes import PROVIDER_URL, FakeProvider, png
+
+_batches = itertools.count(1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(valkey_url, s3_env) -> Settings:
+    return Settings.from_environ(
+        {
+            **s3_env,
+            "FILLPIPE_REDIS_URL": valkey_url,
+            "FILLPIPE_PROVIDER_URL": PROVIDER_URL,
+            "FILLPIPE_PROVIDER_KEY": "test-provider-key",
+            "FILLPIPE_PUBLIC_URL": "https://hooks.example.com",
+            "FILLPIPE_SIGNING_KEY": "s" * 40,
+        }
+    )
+
+
+@pytest.fixture
+def rt(settings, fake, clock):
+    runtime = Runtime.from_settings(
+        settings,
+        clock=clock,
+        provider_transport=fake.provider_transport(),
+        result_transport=fake.delivery_transport(),
+    )
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def new_job(rt):
+    """Make a one-job batch with inputs in S3; returns its JobRef."""
+
+    def make(
+        image: bytes | None = None,
+        mask: bytes | None = b"default",
+        job_id: str = "job 1+ü",
+        output_uri: str | None = None,
+    ) -> JobRef:
+        batch_id = f"t{next(_batches)}-{id(rt):x}"
+        prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{job_id}"
+        image_uri, mask_uri = f"{prefix}.png", f"{prefix}-mask.png"
+        rt.storage.write(S3Uri.parse(image_uri), image or png(), content_type="image/png")
+        if mask == b"default":
+            mask = png(mode="L")
+        if mask is not None:
+            rt.storage.write(S3Uri.parse(mask_uri), mask, content_type="image/png")
+        params = EditParams(prompt="a red mug", finetune_id="ft-1", output_format="png")
+        spec = JobSpec(
+            ref=JobRef(batch_id, job_id),
+            image_uri=image_uri,
+            mask_uri=mask_uri if mask is not None else None,
+            output_uri=output_uri or default_output_uri(rt, batch_id, job_id, "png"),
+            params=params,
+            tags={"campaign": "spring"},
+        )
+        create_batch(rt, batch_id, [spec])
+        return spec.ref
+
+    return make

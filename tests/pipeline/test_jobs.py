@@ -1,0 +1,183 @@
+"""The job life cycle against a real Valkey and a real S3 server, with a scripted provider."""
+
+import pytest
+
+from pipeline import jobs
+from pipeline.errors import RetryableError
+from pipeline.jobs import CallbackOutcome
+from pipeline.models import JobState
+from pipeline.signing import CallbackClaim
+from pipeline.storage import S3Uri
+from tests.pipeline.fakes import decoded, png
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def submitted(rt, new_job, fake):
+    ref = new_job()
+    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    return ref
+
+
+def test_submit_posts_inputs_with_a_verifiable_callback(rt, new_job, fake):
+    ref = submitted(rt, new_job, fake)
+    record = rt.ledger.get(ref)
+    assert (record.attempt, record.provider_task_id, record.cost_credits) == (1, "task-1", 4.5)
+    body = fake.submits[0]
+    assert decoded(body, "image") == png() and decoded(body, "mask") == png(mode="L")
+    assert body["finetune_id"] == "ft-1" and body["output_format"] == "png"
+    prefix = "https://hooks.example.com/v1/callbacks/bfl/"
+    assert body["webhook_url"].startswith(prefix)
+    claim = rt.signer.verify(
+        body["webhook_url"].removeprefix(prefix),
+        {"x-webhook-secret": body["webhook_secret"]},
+        b"{}",
+    )
+    assert claim == CallbackClaim(ref, 1)
+    assert rt.ledger.summary(ref.batch_id).cost_credits == 4.5
+
+
+def test_submit_is_idempotent(rt, new_job, fake):
+    ref = submitted(rt, new_job, fake)
+    assert jobs.submit_job(rt, ref) is None
+    assert len(fake.submits) == 1
+
+
+@pytest.mark.parametrize(
+    ("image", "mask", "message"),
+    [
+        (None, png(size=(10, 10), mode="L"), "same size"),
+        (b"garbage", None, "does not decode"),
+        (None, None, "no alpha channel"),
+    ],
+)
+def test_bad_inputs_end_invalid_without_spending(rt, new_job, fake, image, mask, message):
+    ref = new_job(image=image, mask=mask)
+    assert jobs.submit_job(rt, ref) is JobState.INVALID_INPUT
+    assert message in rt.ledger.get(ref).error
+    assert fake.submits == []
+
+
+def test_missing_input_object_is_invalid_input(rt, new_job, fake):
+    ref = new_job()
+    rt.storage.client.delete_object(
+        Bucket=rt.settings.bucket, Key=S3Uri.parse(rt.ledger.get(ref).spec.image_uri).key
+    )
+    assert jobs.submit_job(rt, ref) is JobState.INVALID_INPUT
+    assert "does not exist" in rt.ledger.get(ref).error
+    assert fake.submits == []
+
+
+def test_unreachable_provider_puts_the_job_back(rt, new_job, fake):
+    fake.submit_status = 599
+    ref = new_job()
+    with pytest.raises(RetryableError):
+        jobs.submit_job(rt, ref)
+    assert rt.ledger.get(ref).state is JobState.QUEUED
+
+
+def test_rejected_submit_fails_with_the_providers_message(rt, new_job, fake):
+    fake.submit_status = 422
+    ref = new_job()
+    assert jobs.submit_job(rt, ref) is JobState.FAILED
+    assert "scripted failure" in rt.ledger.get(ref).error
+
+
+def test_ambiguous_submit_waits_then_makes_a_new_attempt(rt, new_job, fake, clock):
+    fake.submit_status = 500
+    ref = new_job()
+    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    assert len(fake.submits) == 1
+    assert jobs.plan_reconcile(rt).resubmit == []  # not yet late
+    clock.now += jobs.AMBIGUOUS_SUBMIT_DEADLINE_S + 1
+    assert jobs.plan_reconcile(rt).resubmit == [ref]
+    fake.submit_status = 200
+    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    assert rt.ledger.get(ref).attempt == 2
+
+
+def test_callbacks_are_deduplicated_and_stale_ones_ignored(rt, new_job, fake):
+    ref = submitted(rt, new_job, fake)
+    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1)) is CallbackOutcome.COLLECT
+    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1)) is CallbackOutcome.DUPLICATE
+    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 2)) is CallbackOutcome.STALE
+    unknown = CallbackClaim(ref.__class__(ref.batch_id, "nope"), 1)
+    assert jobs.accept_callback(rt.ledger, unknown) is CallbackOutcome.UNKNOWN
+
+
+def test_collect_stores_once_with_tags_and_metadata(rt, new_job, fake):
+    ref = submitted(rt, new_job, fake)
+    assert jobs.collect_job(rt, ref, 1) is JobState.STORED
+    assert jobs.collect_job(rt, ref, 1) is None  # a redelivered collect
+    record = rt.ledger.get(ref)
+    stored = rt.storage.fetch(S3Uri.parse(record.spec.output_uri))
+    assert stored.body == fake.result_bytes and stored.content_type == "image/png"
+    assert stored.tags == {
+        "fillpipe-batch": ref.batch_id,
+        "fillpipe-job": ref.job_id,
+        "fillpipe-finetune": "ft-1",
+        "campaign": "spring",
+    }
+    assert stored.metadata["provider-task-id"] == "task-1"
+    assert stored.metadata["seed"] == "7"
+    assert "test-provider-key" not in str(stored.metadata)
+    assert not any("sig=" in value for value in stored.metadata.values())
+    assert record.seed == 7
+    assert rt.ledger.summary(ref.batch_id).done
+
+
+def test_callback_racing_the_submit_bookkeeping_waits(rt, new_job, fake):
+    ref = new_job()
+    rt.ledger.transition(
+        ref, from_states=[JobState.QUEUED], to_state=JobState.SUBMITTING, new_attempt=True
+    )
+    with pytest.raises(jobs.NotReadyYet):
+        jobs.collect_job(rt, ref, 1)
+
+
+def test_pending_result_goes_back_to_waiting(rt, new_job, fake):
+    ref = submitted(rt, new_job, fake)
+    fake.status = "Pending"
+    assert jobs.collect_job(rt, ref, 1) is JobState.AWAITING_RESULT
+    fake.status = "Ready"
+    assert jobs.collect_job(rt, ref, 1) is JobState.STORED
+
+
+def test_expired_result_url_is_read_again_from_the_polling_url(rt, new_job, fake):
+    ref = submitted(rt, new_job, fake)
+    fake.expired_downloads = 1
+    assert jobs.collect_job(rt, ref, 1) is JobState.STORED
+    assert (fake.polls, fake.downloads) == (2, 2)
+
+
+@pytest.mark.parametrize("status", ["Content Moderated", "Error", "Task not found"])
+def test_unusable_outcomes_fail_the_job(rt, new_job, fake, status):
+    ref = submitted(rt, new_job, fake)
+    fake.status = status
+    assert jobs.collect_job(rt, ref, 1) is JobState.FAILED
+    assert status in rt.ledger.get(ref).error
+
+
+def test_result_that_is_not_an_image_is_not_stored(rt, new_job, fake):
+    ref = submitted(rt, new_job, fake)
+    fake.result_bytes = b"<html>not an image</html>"
+    assert jobs.collect_job(rt, ref, 1) is JobState.FAILED
+    assert rt.storage.metadata(S3Uri.parse(rt.ledger.get(ref).spec.output_uri)) is None
+
+
+def test_output_owned_by_another_job_is_not_overwritten(rt, new_job, fake):
+    first = submitted(rt, new_job, fake)
+    jobs.collect_job(rt, first, 1)
+    taken = rt.ledger.get(first).spec.output_uri
+    second = new_job(job_id="other", output_uri=taken)
+    assert jobs.submit_job(rt, second) is JobState.AWAITING_RESULT
+    assert jobs.collect_job(rt, second, 1) is JobState.FAILED
+    assert "belongs to another job" in rt.ledger.get(second).error
+
+
+def test_late_callback_is_polled_by_reconcile(rt, new_job, fake, clock):
+    ref = submitted(rt, new_job, fake)
+    assert jobs.plan_reconcile(rt).collect == []
+    clock.now += jobs.CALLBACK_LATE_S + 1
+    assert jobs.plan_reconcile(rt).collect == [(ref, 1)]
+    assert jobs.plan_reconcile(rt).collect == []  # re-filed, not polled twice

@@ -1,0 +1,86 @@
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Secret, Settings, redact_url
+
+KEY = "k" * 40
+
+BASE = {
+    "FILLPIPE_REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0",
+    "FILLPIPE_PROVIDER_URL": "https://api.us1.bfl.ai/",
+    "FILLPIPE_PROVIDER_KEY": "provider-key-value",
+    "FILLPIPE_PUBLIC_URL": "https://hooks.example.com/",
+    "FILLPIPE_SIGNING_KEY": f"{KEY}, {'o' * 40}",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+}
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def test_reads_every_setting_with_defaults():
+    settings = Settings.from_environ(BASE)
+    assert settings.provider_url == "https://api.us1.bfl.ai"
+    assert settings.public_url == "https://hooks.example.com"
+    assert settings.bucket == "fillpipe"
+    assert settings.provider_flavor == "bfl"
+    assert settings.provider_slots == 24
+    assert settings.result_hosts == ("*.bfl.ai",)
+    assert [key.reveal() for key in settings.signing_keys] == [KEY, "o" * 40]
+    assert settings.provider_key.reveal() == "provider-key-value"
+
+
+def test_repr_shows_no_secret():
+    text = repr(Settings.from_environ(BASE)) + str(Settings.from_environ(BASE))
+    for secret in ("hunter2", "provider-key-value", KEY, "aws-secret-value"):
+        assert secret not in text
+    assert "redis://:***@127.0.0.1:6379/0" in text
+
+
+def test_every_problem_is_reported_at_once():
+    env = {
+        "FILLPIPE_PROVIDER_FLAVOR": "acme",
+        "FILLPIPE_PROVIDER_SLOTS": "many",
+        "FILLPIPE_SIGNING_KEY": "short",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_environ(env)
+    message = str(caught.value)
+    for expected in (
+        "FILLPIPE_REDIS_URL is not set",
+        "FILLPIPE_PROVIDER_URL is not set",
+        "FILLPIPE_PROVIDER_FLAVOR must be one of bfl, cometapi",
+        "FILLPIPE_PROVIDER_SLOTS must be a whole number",
+        "FILLPIPE_SIGNING_KEY entry 1 is shorter than 32",
+    ):
+        assert expected in message
+    assert "short" not in message.replace("shorter", "")
+
+
+def test_slots_below_one_rejected():
+    with pytest.raises(ConfigError, match="at least 1"):
+        Settings.from_environ({**BASE, "FILLPIPE_PROVIDER_SLOTS": "0"})
+
+
+def test_cometapi_flavor_and_result_hosts():
+    settings = Settings.from_environ(
+        {
+            **BASE,
+            "FILLPIPE_PROVIDER_FLAVOR": "CometAPI",
+            "FILLPIPE_RESULT_HOSTS": "*.bfl.ai, 127.0.0.1:9000",
+        }
+    )
+    assert settings.provider_flavor == "cometapi"
+    assert settings.result_hosts == ("*.bfl.ai", "127.0.0.1:9000")
+
+
+def test_secret_hides_itself_and_compares_by_value():
+    secret = Secret("value")
+    assert "value" not in repr(secret) and "value" not in str(secret)
+    assert secret == Secret("value") and secret != Secret("other")
+    assert f"{secret}" == str(secret)
+
+
+def test_redact_url_keeps_urls_without_password():
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redact_url("redis://user:pw@host/0") == "redis://user:***@host/0"
