@@ -1,0 +1,121 @@
+"""One batch through the whole pipeline on the embedded stack: real Valkey, real S3
+server, the emulator over HTTP, the receiver under uvicorn, a Celery worker process."""
+
+import io
+import json
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from fillpipe.samples import finetune_zip, make_finetune_images, make_samples
+from pipeline.batches import batch_prefix, create_batch, default_output_uri, new_batch_id
+from pipeline.models import EditParams, JobRef, JobSpec, JobState
+from pipeline.provider import TaskStatus
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+from pipeline.storage import S3Uri
+from workers.app import create_celery_app, enqueue_submits
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+JOBS = 3
+DEADLINE_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def rt(stack):
+    runtime = Runtime.from_settings(Settings.from_environ(stack.env))
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture(scope="module")
+def finetune_id(rt) -> str:
+    finetune = rt.provider.create_finetune(
+        finetune_zip(make_finetune_images()), comment="test", trigger_word="TST"
+    )
+    polling_url = rt.provider.fallback_polling_url(finetune)
+    deadline = time.monotonic() + 60
+    while rt.provider.get_result(polling_url).status is not TaskStatus.READY:
+        assert time.monotonic() < deadline, "finetune never became ready"
+        time.sleep(0.2)
+    return finetune
+
+
+def upload_batch(rt, finetune_id, samples):
+    batch_id = new_batch_id()
+    specs = []
+    for index, sample in enumerate(samples, start=1):
+        prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
+        rt.storage.write(S3Uri.parse(prefix + ".png"), sample.image_png, content_type="image/png")
+        rt.storage.write(S3Uri.parse(prefix + "-m.png"), sample.mask_png, content_type="image/png")
+        params = EditParams(
+            prompt=sample.prompt, finetune_id=finetune_id, seed=index, output_format="png"
+        )
+        specs.append(
+            JobSpec(
+                ref=JobRef(batch_id, sample.name),
+                image_uri=prefix + ".png",
+                mask_uri=prefix + "-m.png",
+                output_uri=default_output_uri(rt, batch_id, sample.name, "png"),
+                params=params,
+                tags={"suite": "e2e"},
+            )
+        )
+    create_batch(rt, batch_id, specs)
+    return batch_id, specs
+
+
+def wait_until_done(rt, batch_id):
+    deadline = time.monotonic() + DEADLINE_S
+    while not (summary := rt.ledger.summary(batch_id)).done:
+        assert time.monotonic() < deadline, f"batch not done: {summary}"
+        time.sleep(0.2)
+    return summary
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+def test_batch_is_edited_inside_the_mask_only_and_tagged(stack, rt, finetune_id):
+    samples = make_samples(JOBS, size_px=256)
+    batch_id, specs = upload_batch(rt, finetune_id, samples)
+    assert enqueue_submits(create_celery_app(rt.settings), [s.ref for s in specs]) == JOBS
+
+    summary = wait_until_done(rt, batch_id)
+
+    assert summary.counts == {JobState.STORED: JOBS}
+    for sample, spec in zip(samples, specs, strict=True):
+        stored = rt.storage.fetch(S3Uri.parse(spec.output_uri))
+        assert stored.tags == {
+            "fillpipe-batch": batch_id,
+            "fillpipe-job": sample.name,
+            "fillpipe-finetune": finetune_id,
+            "suite": "e2e",
+        }
+        before, after = pixels(sample.image_png), pixels(stored.body)
+        masked = np.asarray(Image.open(io.BytesIO(sample.mask_png)).convert("L")) >= 128
+        assert after.shape == before.shape
+        assert np.array_equal(after[~masked], before[~masked]), "pixels outside the mask changed"
+        assert np.abs(after[masked] - before[masked]).mean() > 5, "the masked region is unedited"
+    results = rt.storage.read(
+        S3Uri.parse(batch_prefix(rt, batch_id) + "results.jsonl"), max_bytes=1 << 20
+    )
+    rows = [json.loads(line) for line in results.decode().splitlines()]
+    assert [(row["id"], row["state"]) for row in rows] == [(s.name, "stored") for s in samples]
+
+
+def test_live_receiver_refuses_a_wrong_secret(stack, rt):
+    ref = JobRef("b-none", "job")
+    token = rt.signer.token(ref, 1)
+    response = httpx.post(
+        f"{rt.settings.public_url}/v1/callbacks/bfl/{token}",
+        content=b"{}",
+        headers={"x-webhook-secret": "wrong"},
+    )
+    assert response.status_code == 401
+    assert rt.ledger.get(ref) is None
