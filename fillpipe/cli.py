@@ -86,6 +86,16 @@ def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
 
 
 @main.command()
+@click.argument("batch")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def status(batch: str, as_json: bool) -> None:
+    """Show a batch's jobs by state and its cost so far."""
+    from fillpipe.status import show_status
+
+    _exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json))
+
+
+@main.command()
 @click.option(
     "--queues",
     default="submit,collect,maintenance",

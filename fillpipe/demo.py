@@ -175,8 +175,10 @@ def _describe_counts(summary: BatchSummary) -> str:
 
 def _summary_table(records: Sequence[JobRecord]) -> Table:
     table = Table(title="fillpipe demo")
-    for column in ("job", "state", "output", "credits"):
-        table.add_column(column)
+    table.add_column("job")
+    table.add_column("state")
+    table.add_column("output", overflow="fold")
+    table.add_column("credits", justify="right")
     for record in records:
         stored = record.state is JobState.STORED
         table.add_row(

@@ -3,6 +3,8 @@ server, the emulator over HTTP, the receiver under uvicorn, a Celery worker proc
 
 import io
 import json
+import subprocess
+import sys
 import time
 
 import httpx
@@ -81,12 +83,17 @@ def pixels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 
 
-def test_batch_is_edited_inside_the_mask_only_and_tagged(stack, rt, finetune_id):
+@pytest.fixture(scope="module")
+def finished_batch(rt, finetune_id):
+    """A batch submitted through the broker and waited for until every job ended."""
     samples = make_samples(JOBS, size_px=256)
     batch_id, specs = upload_batch(rt, finetune_id, samples)
     assert enqueue_submits(create_celery_app(rt.settings), [s.ref for s in specs]) == JOBS
+    return batch_id, samples, specs, wait_until_done(rt, batch_id)
 
-    summary = wait_until_done(rt, batch_id)
+
+def test_batch_is_edited_inside_the_mask_only_and_tagged(rt, finetune_id, finished_batch):
+    batch_id, samples, specs, summary = finished_batch
 
     assert summary.counts == {JobState.STORED: JOBS}
     for sample, spec in zip(samples, specs, strict=True):
@@ -119,3 +126,19 @@ def test_live_receiver_refuses_a_wrong_secret(stack, rt):
     )
     assert response.status_code == 401
     assert rt.ledger.get(ref) is None
+
+
+def test_status_from_another_shell_counts_the_batch(stack, clean_environ, finished_batch):
+    batch_id = finished_batch[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "fillpipe", "status", batch_id, "--json"],
+        env={**clean_environ, **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["done"] and summary["counts"]["stored"] == summary["total"] == JOBS
+    assert summary["cost_credits"] > 0
