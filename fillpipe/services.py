@@ -22,10 +22,14 @@ from webhook_receiver.app import create_app as create_receiver_app
 from workers.app import create_celery_app, enqueue_collect
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+QUIET_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
 
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    # httpx logs every request URL at INFO; result URLs carry signatures.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_worker(environ: Mapping[str, str], *, queues: str, concurrency: int, loglevel: str) -> None:

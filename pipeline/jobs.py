@@ -172,13 +172,7 @@ def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
         return None
     result = rt.provider.get_result(record.polling_url)
     if result.status is TaskStatus.PENDING:
-        rt.ledger.transition(
-            ref,
-            from_states=[JobState.COLLECTING],
-            to_state=JobState.AWAITING_RESULT,
-            attempt=attempt,
-            late_at=rt.clock() + CALLBACK_LATE_S,
-        )
+        release_collect(rt, ref, attempt)  # the callback came early; wait for another
         return JobState.AWAITING_RESULT
     if result.status is not TaskStatus.READY:
         return _finish(rt, ref, attempt, JobState.FAILED, _failure_text(result))
@@ -340,7 +334,7 @@ def give_up(rt: Runtime, ref: JobRef, error: str) -> None:
 
 
 def release_collect(rt: Runtime, ref: JobRef, attempt: int) -> None:
-    """Hand a job whose collect kept failing back to the reconcile sweep."""
+    """Put a collecting job back to awaiting its result, filed for the reconcile sweep."""
     rt.ledger.transition(
         ref,
         from_states=[JobState.COLLECTING],

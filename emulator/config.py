@@ -1,0 +1,133 @@
+"""The emulator's settings: one frozen object, read once from an `environ` mapping.
+
+Every field `name` is read from `FILLPIPE_EMULATOR_<NAME>`; see the package docstring
+for the full list. Secrets (accepted keys, the delivery signing key, the admin token)
+never appear in the repr.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "FILLPIPE_EMULATOR_"
+WEBHOOK_SHAPES = ("bfl", "result")
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets `field_name`."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+def _new_signing_key() -> str:
+    return secrets.token_hex(32)
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulated provider behaves. Durations are seconds, amounts are credits."""
+
+    # Accepted API keys; empty accepts any non-empty key.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    initial_credits: float = 1000.0
+    max_active_tasks: int = 24
+    latency_base_s: float = 0.5
+    latency_per_mp_s: float = 0.5
+    latency_jitter_s: float = 0.1
+    delivery_ttl_s: float = 600.0
+    task_ttl_s: float = 3600.0
+    public_url: str | None = None
+    delivery_signing_key: str = field(default_factory=_new_signing_key, repr=False)
+    webhook_hmac: bool = False
+    webhook_shape: str = "bfl"
+    webhook_retries: int = 3
+    webhook_retry_backoff_s: float = 0.5
+    worker_threads: int = 2
+    # Guards /admin/*; empty disables the admin routes.
+    admin_token: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        for name in _NON_NEGATIVE:
+            _require(getattr(self, name) >= 0, name, "must not be negative")
+        for name in _POSITIVE:
+            _require(getattr(self, name) > 0, name, "must be greater than zero")
+        _require(
+            self.webhook_shape in WEBHOOK_SHAPES,
+            "webhook_shape",
+            f"must be one of {', '.join(WEBHOOK_SHAPES)}",
+        )
+        _require(bool(self.delivery_signing_key), "delivery_signing_key", "must not be empty")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> EmulatorConfig:
+        """Build from `FILLPIPE_EMULATOR_*` variables; unset ones keep their defaults.
+
+        Raises `ValueError` naming the variable when a value is malformed.
+        """
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for each in fields(cls):
+            raw = environ.get(env_name(each.name))
+            if raw is not None:
+                values[each.name] = _parse(raw, hints[each.name], env_name(each.name))
+        return cls(**values)
+
+
+_NON_NEGATIVE = (
+    "initial_credits",
+    "latency_base_s",
+    "latency_per_mp_s",
+    "latency_jitter_s",
+    "webhook_retries",
+    "webhook_retry_backoff_s",
+)
+_POSITIVE = ("max_active_tasks", "delivery_ttl_s", "task_ttl_s", "worker_threads")
+
+
+def _require(condition: bool, name: str, problem: str) -> None:
+    if not condition:
+        raise ValueError(f"{name} ({env_name(name)}) {problem}")
+
+
+def _parse(raw: str, hint: object, variable: str) -> object:
+    try:
+        return _PARSERS[hint](raw.strip())
+    except ValueError:
+        raise ValueError(f"{variable} must be {_EXPECTED[hint]}, got {raw!r}") from None
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.lower()
+    if word not in _TRUE_WORDS | _FALSE_WORDS:
+        raise ValueError(word)
+    return word in _TRUE_WORDS
+
+
+def _parse_csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _parse_optional(raw: str) -> str | None:
+    return raw or None
+
+
+_PARSERS: dict[object, Callable[[str], object]] = {
+    float: float,
+    int: int,
+    bool: _parse_bool,
+    str: str,
+    str | None: _parse_optional,
+    tuple[str, ...]: _parse_csv,
+}
+_EXPECTED: dict[object, str] = {
+    float: "a number",
+    int: "an integer",
+    bool: "true or false",
+    str: "a string",
+    str | None: "a string",
+    tuple[str, ...]: "a comma-separated list",
+}

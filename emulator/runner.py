@@ -1,0 +1,120 @@
+"""Running tasks: start them, do their work off the loop, make them Ready on time, report.
+
+A task's work runs in the image thread pool; the task then waits out its drawn
+latency (measured from submit) with an asyncio sleep, becomes Ready, and only then
+reports to its webhook, so a client that polls on the webhook sees Ready. Reading a
+task (`get_result`) and its result (`sample`) are here too: both sign delivery URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from emulator.config import EmulatorConfig
+from emulator.delivery import DeliverySigner
+from emulator.errors import NotFound
+from emulator.runtime import Runtime
+from emulator.tasks import Caller, Latency, Sample, Task, TaskStore, not_found_report
+from emulator.webhooks import WebhookTarget
+
+FAILED_TASK_DETAIL = "Internal error while generating the result"
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+class TaskRunner:
+    """Every key's tasks, from start to report."""
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        *,
+        clock: Callable[[], float],
+        runtime: Runtime,
+        rng: random.Random,
+    ) -> None:
+        self._clock = clock
+        self._runtime = runtime
+        self._rng = rng
+        self._tasks = TaskStore(ttl_s=config.task_ttl_s, clock=clock)
+        self._signer = DeliverySigner(
+            config.delivery_signing_key, ttl_s=config.delivery_ttl_s, clock=clock
+        )
+        self._latency = Latency(
+            config.latency_base_s, config.latency_per_mp_s, config.latency_jitter_s
+        )
+
+    def start(
+        self,
+        caller: Caller,
+        task_id: str,
+        values: Mapping[str, Any],
+        *,
+        size_mp: float,
+        facts: dict[str, Any] | None = None,
+    ) -> Task:
+        """A new Pending task of `size_mp` megapixels, reporting to the webhook in `values`."""
+        task = Task(
+            id=task_id,
+            owner=caller.key,
+            base_url=caller.base_url,
+            created_at=self._clock(),
+            latency_s=self._latency.draw(size_mp, self._rng),
+            facts=facts or {},
+            webhook=_webhook_target(values),
+        )
+        self._tasks.add(task)
+        return task
+
+    async def produce(self, task: Task, work: Callable[[], T]) -> T | None:
+        """Run `work` in the pool, then wait out the task's latency.
+
+        Returns None, the task having become Error, when the work fails.
+        """
+        try:
+            outcome = await self._runtime.run_cpu(work)
+            await asyncio.sleep(max(0.0, task.ready_at - self._clock()))
+        except Exception:  # any failure of the work ends the task as the provider's Error
+            logger.exception("task %s failed", task.id)
+            task.fail(self._clock(), FAILED_TASK_DETAIL)
+            return None
+        return outcome
+
+    def finish(self, task: Task, sample: Sample | None = None) -> None:
+        task.finish(self._clock(), sample)
+
+    async def notify(self, task: Task) -> None:
+        """Report the finished task to its webhook, if it has one."""
+        if task.webhook is not None:
+            report = task.report(self._clock(), self._sample_url(task))
+            await self._runtime.webhooks.send(task.webhook, report)
+
+    def report(self, caller: Caller, task_id: str) -> dict[str, Any]:
+        """The task as `get_result` reports it; `Task not found` if unknown or expired."""
+        task = self._tasks.owned(caller.key, task_id)
+        if task is None:
+            return not_found_report(task_id)
+        return task.report(self._clock(), self._sample_url(task))
+
+    def sample(self, task_id: str, filename: str, *, exp: str | None, sig: str | None) -> Sample:
+        """A result behind a signed delivery URL: 403 for a bad or expired signature."""
+        self._signer.verify(task_id, filename, exp, sig)
+        task = self._tasks.get(task_id)
+        if task is None or task.sample is None or task.sample.filename != filename:
+            raise NotFound("Not found")
+        return task.sample
+
+    def _sample_url(self, task: Task) -> str | None:
+        if task.sample is None:
+            return None
+        return self._signer.url(task.base_url, task.id, task.sample.filename)
+
+
+def _webhook_target(values: Mapping[str, Any]) -> WebhookTarget | None:
+    url = values.get("webhook_url")
+    return WebhookTarget(url, values.get("webhook_secret")) if url else None

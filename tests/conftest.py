@@ -1,0 +1,91 @@
+"""Session-wide real servers: an embedded Valkey, an S3 server and a whole embedded stack.
+
+Each fixture starts its servers once per test session on free loopback ports, in a
+temporary state dir, with the same classes `fillpipe up` uses, and stops them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from fillpipe.servers import S3Credentials, SeaweedS3Server, ValkeyServer
+from fillpipe.stack import EmbeddedStack
+
+STACK_EMULATOR_ENV = {
+    "FILLPIPE_EMULATOR_LATENCY_BASE_S": "0.2",
+    "FILLPIPE_EMULATOR_LATENCY_PER_MP_S": "0",
+    "FILLPIPE_EMULATOR_LATENCY_JITTER_S": "0",
+}
+
+
+def hermetic_environ() -> dict[str, str]:
+    """This process's environment without settings that would point at other servers."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FILLPIPE_", "AWS_"))
+    }
+
+
+@pytest.fixture
+def clean_environ() -> dict[str, str]:
+    """This process's environment without FILLPIPE_* and AWS_* settings."""
+    return hermetic_environ()
+
+
+@pytest.fixture(scope="session")
+def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The redis:// URL (password included) of an embedded Valkey (AOF, noeviction)."""
+    root = tmp_path_factory.mktemp("valkey")
+    server = ValkeyServer(root / "data", root / "valkey.log", environ=hermetic_environ())
+    server.start(timeout_s=30)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An embedded SeaweedFS S3 server, as settings: FILLPIPE_S3_ENDPOINT_URL,
+    FILLPIPE_S3_REGION, FILLPIPE_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY."""
+    root = tmp_path_factory.mktemp("s3")
+    server = SeaweedS3Server(
+        root / "data",
+        root / "s3.log",
+        credentials=S3Credentials.load_or_create(root / "credentials"),
+        bucket="fillpipe",
+        environ=hermetic_environ(),
+    )
+    server.start(timeout_s=60)
+    try:
+        yield server.env
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedStack]:
+    """A whole embedded stack (Valkey, S3, emulator at 0.2 s latency, receiver, worker,
+    beat); `stack.env` holds the settings. Prints each service's log tail if a test failed."""
+    embedded = EmbeddedStack(
+        tmp_path_factory.mktemp("stack"), hermetic_environ(), emulator_env=STACK_EMULATOR_ENV
+    )
+    embedded.start(timeout_s=120)
+    try:
+        yield embedded
+    finally:
+        if request.session.testsfailed:
+            _print_log_tails(embedded)
+        embedded.stop()
+
+
+def _print_log_tails(embedded: EmbeddedStack) -> None:
+    for log in sorted(embedded.state.logs.glob("*.log")):
+        print(f"\n--- last lines of {log} ---")
+        print(embedded.log_tail(log.stem))

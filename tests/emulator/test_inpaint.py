@@ -1,0 +1,89 @@
+"""The fill's pixels, tested directly on the pure functions."""
+
+import numpy as np
+import pytest
+
+from emulator.inpaint import FillParams, inpaint, prompt_colour
+from emulator.style import learn_style
+from tests.emulator.helpers import mask_array, photo
+
+IMAGE = np.array(photo())
+REPAINT = mask_array()
+PARAMS = FillParams(prompt="a red sofa", seed=42)
+
+
+def fill(**changes: object) -> np.ndarray:
+    params = FillParams(**{**PARAMS.__dict__, **changes})
+    return inpaint(IMAGE, REPAINT, params)
+
+
+def test_pixels_outside_the_mask_are_untouched() -> None:
+    output = fill()
+
+    assert output.dtype == np.uint8
+    assert output.shape == IMAGE.shape
+    assert np.array_equal(output[~REPAINT], IMAGE[~REPAINT])
+    assert not np.array_equal(output[REPAINT], IMAGE[REPAINT])
+
+
+def test_the_input_is_not_modified() -> None:
+    before = IMAGE.copy()
+    fill()
+
+    assert np.array_equal(IMAGE, before)
+
+
+def test_the_same_parameters_give_the_same_pixels() -> None:
+    assert np.array_equal(fill(), fill())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"seed": 43},
+        {"seed": -42},
+        {"prompt": "a blue chair"},
+        {"prompt": ""},
+        {"steps": 15},
+        {"guidance": 100},
+    ],
+)
+def test_each_parameter_shows(change: dict[str, object]) -> None:
+    assert not np.array_equal(fill(**change), fill())
+
+
+def test_an_empty_mask_changes_nothing() -> None:
+    nothing = np.zeros_like(REPAINT)
+
+    assert np.array_equal(inpaint(IMAGE, nothing, PARAMS), IMAGE)
+
+
+def test_a_full_mask_repaints_everything() -> None:
+    everything = np.ones_like(REPAINT)
+
+    output = inpaint(IMAGE, everything, PARAMS)
+
+    assert output.shape == IMAGE.shape
+    assert np.mean(np.any(output != IMAGE, axis=2)) > 0.9
+
+
+def test_the_prompt_colour_is_stable_across_runs() -> None:
+    # From SHA-256, so it never depends on PYTHONHASHSEED.
+    assert prompt_colour("a red sofa") == prompt_colour("a red sofa")
+    assert np.allclose(prompt_colour(""), (216.75, 75.86, 169.35), atol=0.01)
+
+
+def test_finetune_strength_zero_leaves_colours_alone() -> None:
+    style = learn_style([np.full((8, 8, 3), (0, 0, 255), dtype=np.uint8)])
+    params = FillParams(prompt="x", seed=1, finetune_strength=0.0)
+
+    assert np.array_equal(inpaint(IMAGE, REPAINT, params, style), inpaint(IMAGE, REPAINT, params))
+
+
+def test_full_strength_paints_in_palette_colours() -> None:
+    blue = np.full((8, 8, 3), (10, 20, 230), dtype=np.uint8)
+    params = FillParams(prompt="x", seed=1, finetune_strength=2.0)
+
+    output = inpaint(IMAGE, REPAINT, params, learn_style([blue]))
+
+    assert np.all(output[REPAINT] == (10, 20, 230))

@@ -1,0 +1,59 @@
+"""The task runner on its own, with a real runtime (thread pool, event loop)."""
+
+import random
+
+import pytest
+
+from emulator.runner import TaskRunner
+from emulator.runtime import NotStarted, Runtime
+from emulator.tasks import Caller, TaskStatus
+from tests.emulator.helpers import KEY, Clock, make_config
+
+CALLER = Caller(KEY, "http://emulator", "/v1")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def explode() -> None:
+    raise RuntimeError("the image work broke")
+
+
+@pytest.mark.anyio
+async def test_failing_work_ends_the_task_as_error() -> None:
+    clock = Clock()
+    config = make_config()
+    async with Runtime(config) as runtime:
+        runner = TaskRunner(config, clock=clock, runtime=runtime, rng=random.Random(0))
+        task = runner.start(CALLER, "t1", {}, size_mp=1.0)
+
+        outcome = await runner.produce(task, explode)
+
+    report = runner.report(CALLER, "t1")
+    assert outcome is None
+    assert (report["status"], report["result"]) == ("Error", None)
+    assert report["details"] == {"error": "Internal error while generating the result"}
+
+
+@pytest.mark.anyio
+async def test_work_runs_in_the_pool_and_the_task_becomes_ready() -> None:
+    clock = Clock()
+    config = make_config(latency_base_s=0.2)
+    async with Runtime(config) as runtime:
+        runner = TaskRunner(config, clock=clock, runtime=runtime, rng=random.Random(0))
+        task = runner.start(CALLER, "t1", {}, size_mp=0.0)
+
+        outcome = await runner.produce(task, lambda: 42)
+        runner.finish(task)
+
+    assert outcome == 42
+    assert task.status is TaskStatus.READY
+    assert task.latency_s == 0.2
+
+
+@pytest.mark.anyio
+async def test_the_runtime_must_be_started() -> None:
+    with pytest.raises(NotStarted):
+        await Runtime(make_config()).run_cpu(explode)
