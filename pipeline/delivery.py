@@ -2,8 +2,9 @@
 
 A result URL comes from the provider, but a worker must not be made to fetch an
 arbitrary URL: the host must match `RESULT_HOSTS` (shell-style patterns such as
-`*.bfl.ai`, or `host:port`), the scheme must be https, except for a loopback host
-listed with its port (the local emulator), and the body is streamed with a cap.
+`*.bfl.ai`, or `host:port`), the scheme must be https, except for a host listed
+exactly with its port, never through a wildcard (the local or compose emulator), and the
+body is streamed with a cap.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pipeline.errors import ProviderUnavailable, ResultUnavailable, UnsafeResult
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The signed delivery URL has expired or was refused: re-read it from polling_url.
 EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
 
@@ -68,8 +68,7 @@ class ResultFetcher:
             raise UnsafeResult(f"result host {host!r} is not in RESULT_HOSTS")
         if parts.scheme == "https":
             return
-        explicitly_listed = netloc in self._patterns
-        if parts.scheme == "http" and host in LOOPBACK_HOSTS and explicitly_listed:
+        if parts.scheme == "http" and port and netloc in self._patterns:
             return
         raise UnsafeResult(f"result URL scheme {parts.scheme!r} is not allowed (https only)")
 

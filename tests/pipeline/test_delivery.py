@@ -6,7 +6,7 @@ from pipeline.errors import ProviderUnavailable, UnsafeResult
 
 pytestmark = pytest.mark.timeout(10)
 
-HOSTS = ("*.bfl.ai", "127.0.0.1:8090")
+HOSTS = ("*.bfl.ai", "127.0.0.1:8090", "emulator:8090")
 
 
 def fetcher(handler=None, max_bytes=1000) -> ResultFetcher:
@@ -19,6 +19,7 @@ def fetcher(handler=None, max_bytes=1000) -> ResultFetcher:
     [
         "https://delivery.eu1.bfl.ai/results/x.jpg?sig=1",
         "http://127.0.0.1:8090/delivery/x.png",
+        "http://emulator:8090/delivery/x.png",  # listed exactly with its port
     ],
 )
 def test_allowed_urls(url):
