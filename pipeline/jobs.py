@@ -19,6 +19,7 @@ from pipeline.errors import (
     FillpipeError,
     InputError,
     PermanentError,
+    ResultUnavailable,
     RetryableError,
     UnsafeResult,
 )
@@ -170,16 +171,20 @@ def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     )
     if not taken.applied:
         return None
-    result = rt.provider.get_result(record.polling_url)
+    try:
+        return _collect(rt, record, record.polling_url)
+    except (PermanentError, InputError) as error:
+        return _finish(rt, ref, attempt, JobState.FAILED, str(error))
+
+
+def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
+    result = rt.provider.get_result(polling_url)
     if result.status is TaskStatus.PENDING:
-        release_collect(rt, ref, attempt)  # the callback came early; wait for another
+        release_collect(rt, record.ref, record.attempt)  # the callback came early
         return JobState.AWAITING_RESULT
     if result.status is not TaskStatus.READY:
-        return _finish(rt, ref, attempt, JobState.FAILED, _failure_text(result))
-    try:
-        return _store_result(rt, record, record.polling_url, result)
-    except (UnsafeResult, InputError) as error:
-        return _finish(rt, ref, attempt, JobState.FAILED, str(error))
+        raise ResultUnavailable(_failure_text(result))
+    return _store_result(rt, record, polling_url, result)
 
 
 def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: TaskResult) -> JobState:
