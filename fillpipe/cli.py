@@ -90,9 +90,46 @@ def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def status(batch: str, as_json: bool) -> None:
     """Show a batch's jobs by state and its cost so far."""
-    from fillpipe.status import show_status
+    from fillpipe.batches import show_status
 
     _exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json))
+
+
+@main.command()
+@click.argument("batch")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="Output format.",
+)
+def results(batch: str, fmt: str) -> None:
+    """Print one line per job: state, output URI, cost, error."""
+    from fillpipe.batches import print_results
+
+    _exit_on_known_errors(
+        lambda: print_results(batch, os.environ, fmt="csv" if fmt == "csv" else "jsonl")
+    )
+
+
+@main.command()
+@click.argument("batch")
+def retry(batch: str) -> None:
+    """Run a batch's failed jobs again, each as a new attempt."""
+    from fillpipe.batches import retry_batch
+
+    _exit_on_known_errors(lambda: retry_batch(batch, os.environ))
+
+
+@main.command()
+@click.argument("batch")
+def cancel(batch: str) -> None:
+    """Stop a batch: no new submissions; jobs already submitted still finish and are stored."""
+    from fillpipe.batches import cancel_batch
+
+    _exit_on_known_errors(lambda: cancel_batch(batch, os.environ))
 
 
 @main.command()

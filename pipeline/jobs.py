@@ -65,6 +65,9 @@ def submit_job(rt: Runtime, ref: JobRef) -> JobState | None:
     Raises `RetryableError` after putting the job back in `queued` when the provider
     cannot be reached or is at its limit; the caller retries later.
     """
+    if rt.ledger.is_cancelled(ref.batch_id):
+        rt.ledger.transition(ref, from_states=[JobState.QUEUED], to_state=JobState.CANCELLED)
+        return None
     begun = rt.ledger.transition(
         ref, from_states=[JobState.QUEUED], to_state=JobState.SUBMITTING, new_attempt=True
     )

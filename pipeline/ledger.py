@@ -152,6 +152,37 @@ class Ledger:
             created_at=float(fields.get("created_at", 0.0)),
         )
 
+    def cancel(self, batch_id: str) -> int:
+        """Stop a batch: no job of it is submitted from now on. Return how many queued
+        jobs were cancelled; jobs already with the provider still finish."""
+        self._redis.hset(_batch_key(batch_id), "cancelled", 1)
+        return self._move_all(batch_id, JobState.QUEUED, JobState.CANCELLED)
+
+    def is_cancelled(self, batch_id: str) -> bool:
+        return self._redis.hget(_batch_key(batch_id), "cancelled") == "1"
+
+    def requeue_failed(self, batch_id: str) -> list[JobRef]:
+        """Put every failed job of the batch back in `queued` (each gets a new attempt);
+        a cancelled batch takes submissions again."""
+        self._redis.hdel(_batch_key(batch_id), "cancelled")
+        refs = [record.ref for record in self.jobs(batch_id) if record.state is JobState.FAILED]
+        return [
+            ref
+            for ref in refs
+            if self.transition(
+                ref, from_states=[JobState.FAILED], to_state=JobState.QUEUED, fields={"error": None}
+            ).applied
+        ]
+
+    def _move_all(self, batch_id: str, from_state: JobState, to_state: JobState) -> int:
+        moved = 0
+        for record in self.jobs(batch_id):
+            if record.state is from_state:
+                moved += self.transition(
+                    record.ref, from_states=[from_state], to_state=to_state
+                ).applied
+        return moved
+
     def job_ids(self, batch_id: str) -> Iterator[str]:
         """The batch's job ids in manifest order, read in chunks."""
         start = 0

@@ -23,13 +23,16 @@ class JobState(StrEnum):
     STORED = "stored"
     FAILED = "failed"
     INVALID_INPUT = "invalid_input"
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
 
-TERMINAL_STATES = frozenset({JobState.STORED, JobState.FAILED, JobState.INVALID_INPUT})
+TERMINAL_STATES = frozenset(
+    {JobState.STORED, JobState.FAILED, JobState.INVALID_INPUT, JobState.CANCELLED}
+)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,17 @@ from pipeline.models import JobRecord, JobState
 from pipeline.runtime import Runtime
 from pipeline.storage import S3Uri
 
+RESULT_FIELDS = (
+    "id",
+    "state",
+    "output",
+    "cost_credits",
+    "error",
+    "attempt",
+    "provider_task_id",
+    "seed",
+)
+
 
 def result_row(record: JobRecord) -> dict[str, Any]:
     """What a user wants to know of one job."""

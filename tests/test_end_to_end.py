@@ -1,6 +1,7 @@
 """One batch through the whole pipeline on the embedded stack: real Valkey, real S3
 server, the emulator over HTTP, the receiver under uvicorn, a Celery worker process."""
 
+import csv
 import io
 import json
 import subprocess
@@ -142,3 +143,21 @@ def test_status_from_another_shell_counts_the_batch(stack, clean_environ, finish
     summary = json.loads(result.stdout)
     assert summary["done"] and summary["counts"]["stored"] == summary["total"] == JOBS
     assert summary["cost_credits"] > 0
+
+
+def test_results_from_another_shell_as_csv(stack, clean_environ, finished_batch):
+    batch_id, samples, specs, _ = finished_batch
+    result = subprocess.run(
+        [sys.executable, "-m", "fillpipe", "results", batch_id, "--format", "csv"],
+        env={**clean_environ, **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(row["id"], row["state"], row["output"]) for row in rows] == [
+        (sample.name, "stored", spec.output_uri)
+        for sample, spec in zip(samples, specs, strict=True)
+    ]

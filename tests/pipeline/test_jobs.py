@@ -182,3 +182,29 @@ def test_late_callback_is_polled_by_reconcile(rt, new_job, fake, clock):
     clock.now += jobs.CALLBACK_LATE_S + 1
     assert (ref, 1) in jobs.plan_reconcile(rt).collect
     assert (ref, 1) not in jobs.plan_reconcile(rt).collect  # re-filed, not polled twice
+
+
+def test_cancel_stops_new_submissions_but_in_flight_jobs_finish(rt, new_job, fake):
+    in_flight = submitted(rt, new_job, fake)
+    batch_id = in_flight.batch_id
+    assert rt.ledger.cancel(batch_id) == 0  # nothing queued: the one job is in flight
+    assert jobs.collect_job(rt, in_flight, 1) is JobState.STORED
+    queued = new_job()
+    rt.ledger.cancel(queued.batch_id)
+    assert jobs.submit_job(rt, queued) is None
+    assert rt.ledger.get(queued).state is JobState.CANCELLED
+    assert len(fake.submits) == 1
+    assert rt.ledger.summary(queued.batch_id).done
+
+
+def test_retry_requeues_failed_jobs_as_new_attempts(rt, new_job, fake):
+    fake.submit_status = 422
+    ref = new_job()
+    assert jobs.submit_job(rt, ref) is JobState.FAILED
+    assert rt.ledger.requeue_failed(ref.batch_id) == [ref]
+    record = rt.ledger.get(ref)
+    assert (record.state, record.error) == (JobState.QUEUED, None)
+    fake.submit_status = 200
+    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    assert rt.ledger.get(ref).attempt == 2
+    assert rt.ledger.requeue_failed(ref.batch_id) == []

@@ -1,0 +1,107 @@
+"""Batch commands: `status`, `results`, `retry` and `cancel`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Literal
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.errors import InputError
+from pipeline.ledger import BatchSummary, Ledger
+from pipeline.models import JobState
+from pipeline.reports import RESULT_FIELDS, result_row
+from pipeline.settings import Settings
+from workers.app import create_celery_app, enqueue_submits
+
+CREDITS_PER_USD = 100
+
+
+ResultFormat = Literal["jsonl", "csv"]
+
+
+@contextmanager
+def _ledger(environ: Mapping[str, str]) -> Iterator[Ledger]:
+    ledger = Ledger.from_url(Settings.from_environ(environ).redis_url)
+    try:
+        yield ledger
+    finally:
+        ledger.redis.close()
+
+
+def _require_summary(ledger: Ledger, batch_id: str) -> BatchSummary:
+    summary = ledger.summary(batch_id)
+    if summary is None:
+        raise InputError(f"no batch {batch_id!r} in this ledger (check FILLPIPE_REDIS_URL)")
+    return summary
+
+
+def show_status(batch_id: str, environ: Mapping[str, str], *, as_json: bool) -> None:
+    """Print the batch's summary; `InputError` if the ledger does not know it."""
+    with _ledger(environ) as ledger:
+        summary = _require_summary(ledger, batch_id)
+    if as_json:
+        click.echo(json.dumps(summary_json(summary)))
+    else:
+        Console().print(summary_table(summary))
+
+
+def print_results(batch_id: str, environ: Mapping[str, str], *, fmt: ResultFormat) -> None:
+    """One line per job, in manifest order, as JSON Lines or CSV on stdout."""
+    with _ledger(environ) as ledger:
+        _require_summary(ledger, batch_id)
+        rows = (result_row(record) for record in ledger.jobs(batch_id))
+        if fmt == "csv":
+            writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            for row in rows:
+                click.echo(json.dumps(row, ensure_ascii=False))
+
+
+def retry_batch(batch_id: str, environ: Mapping[str, str]) -> None:
+    """Queue the batch's failed jobs again, each as a new attempt."""
+    settings = Settings.from_environ(environ)
+    with _ledger(environ) as ledger:
+        _require_summary(ledger, batch_id)
+        refs = ledger.requeue_failed(batch_id)
+    enqueue_submits(create_celery_app(settings), refs)
+    click.echo(f"batch {batch_id}: {len(refs)} failed jobs queued again")
+
+
+def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
+    """Submit nothing more of the batch; jobs already with the provider still finish."""
+    with _ledger(environ) as ledger:
+        _require_summary(ledger, batch_id)
+        cancelled = ledger.cancel(batch_id)
+    click.echo(f"batch {batch_id}: {cancelled} queued jobs cancelled; in-flight jobs will finish")
+
+
+def summary_json(summary: BatchSummary) -> dict[str, object]:
+    return {
+        "batch": summary.batch_id,
+        "total": summary.total,
+        "finished": summary.finished,
+        "done": summary.done,
+        "counts": {state.value: summary.counts.get(state, 0) for state in JobState},
+        "cost_credits": summary.cost_credits,
+        "cost_usd": round(summary.cost_credits / CREDITS_PER_USD, 4),
+    }
+
+
+def summary_table(summary: BatchSummary) -> Table:
+    table = Table(title=f"batch {summary.batch_id}: {summary.finished}/{summary.total} finished")
+    table.add_column("state")
+    table.add_column("jobs", justify="right")
+    for state in JobState:
+        table.add_row(state.value, str(summary.counts.get(state, 0)))
+    cost_usd = summary.cost_credits / CREDITS_PER_USD
+    table.caption = f"cost so far: {summary.cost_credits:g} credits (${cost_usd:.2f})"
+    return table
