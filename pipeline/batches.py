@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
-from pipeline.models import JobSpec
+from pipeline.models import JobRef, JobSpec
 from pipeline.runtime import Runtime
 from pipeline.storage import S3Uri
 
 BATCH_ID_RANDOM_BYTES = 4
+MANIFEST_SPOOL_BYTES = 8 * 1024 * 1024
 
 
 def new_batch_id(clock: Callable[[], float] = time.time) -> str:
@@ -28,12 +30,29 @@ def default_output_uri(rt: Runtime, batch_id: str, job_id: str, extension: str) 
     return f"{batch_prefix(rt, batch_id)}{job_id}.{extension}"
 
 
-def create_batch(rt: Runtime, batch_id: str, specs: Sequence[JobSpec]) -> int:
-    """Store the validated manifest, then record every job as queued; return the count."""
-    manifest = "".join(spec.to_json() + "\n" for spec in specs).encode()
-    rt.storage.write(
-        S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"),
-        manifest,
-        content_type="application/x-ndjson",
-    )
-    return rt.ledger.create_batch(batch_id, specs)
+def create_batch(rt: Runtime, batch_id: str, specs: Iterable[JobSpec]) -> int:
+    """Record every job as queued and store the validated manifest; return the count.
+
+    `specs` is consumed once, as a stream: the manifest is spooled to a temporary file
+    (on disk past `MANIFEST_SPOOL_BYTES`), never held whole in memory.
+    """
+    with tempfile.SpooledTemporaryFile(max_size=MANIFEST_SPOOL_BYTES) as manifest:
+
+        def recorded() -> Iterator[JobSpec]:
+            for spec in specs:
+                manifest.write(spec.to_json().encode() + b"\n")
+                yield spec
+
+        count = rt.ledger.create_batch(batch_id, recorded())
+        manifest.seek(0)
+        rt.storage.upload(
+            S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"),
+            manifest,
+            content_type="application/x-ndjson",
+        )
+    return count
+
+
+def batch_refs(rt: Runtime, batch_id: str) -> Iterator[JobRef]:
+    """The batch's jobs in manifest order, streamed from the ledger."""
+    return (JobRef(batch_id, job_id) for job_id in rt.ledger.job_ids(batch_id))

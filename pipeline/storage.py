@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import boto3
@@ -96,6 +96,15 @@ class Storage:
         """Create or replace an object (inputs, reports)."""
         try:
             self._s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, ContentType=content_type)
+        except ClientError as error:
+            raise _translate(error, uri) from None
+
+    def upload(self, uri: S3Uri, fileobj: IO[bytes], *, content_type: str) -> None:
+        """Create or replace an object from a file, in parts when it is large."""
+        try:
+            self._s3.upload_fileobj(
+                fileobj, uri.bucket, uri.key, ExtraArgs={"ContentType": content_type}
+            )
         except ClientError as error:
             raise _translate(error, uri) from None
 
