@@ -17,6 +17,7 @@ from emulator.admin import admin_routes
 from emulator.auth import KeyCheck
 from emulator.config import EmulatorConfig
 from emulator.errors import ApiError
+from emulator.faults import FaultInjector
 from emulator.provider import Provider
 from emulator.routes import api_routes
 from emulator.runtime import Runtime
@@ -33,7 +34,8 @@ def create_app(
 ) -> Starlette:
     """The emulated provider. `clock` (unix seconds, default `time.time`) stamps and
     expires tasks and URLs; `webhook_transport` replaces the network for webhooks."""
-    runtime = Runtime(config, webhook_transport=webhook_transport)
+    faults = FaultInjector(config.faults)
+    runtime = Runtime(config, faults=faults, webhook_transport=webhook_transport)
     provider = Provider(config, clock=clock or time.time, runtime=runtime)
 
     @asynccontextmanager
@@ -44,8 +46,10 @@ def create_app(
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            *api_routes(provider, KeyCheck(config.api_keys), public_url=config.public_url),
-            *admin_routes(provider, config.admin_token),
+            *api_routes(
+                provider, KeyCheck(config.api_keys), faults=faults, public_url=config.public_url
+            ),
+            *admin_routes(provider, faults, config.admin_token),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error},
         lifespan=lifespan,

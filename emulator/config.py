@@ -1,6 +1,7 @@
 """The emulator's settings: one frozen object, read once from an `environ` mapping.
 
-Every field `name` is read from `FILLPIPE_EMULATOR_<NAME>`; see the package docstring
+Every field `name` is read from `FILLPIPE_EMULATOR_<NAME>`, except `faults`, read
+from `FILLPIPE_EMULATOR_FAULT_<NAME>` (`emulator.faults`); see the package docstring
 for the full list. Secrets (accepted keys, the delivery signing key, the admin token)
 never appear in the repr.
 """
@@ -11,6 +12,8 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
+
+from emulator.faults import Faults
 
 ENV_PREFIX = "FILLPIPE_EMULATOR_"
 WEBHOOK_SHAPES = ("bfl", "result")
@@ -49,6 +52,12 @@ class EmulatorConfig:
     worker_threads: int = 2
     # Guards /admin/*; empty disables the admin routes.
     admin_token: str = field(default="", repr=False)
+    # Whole words (any case) in a prompt that make the submit `Request Moderated`.
+    moderation_words: tuple[str, ...] = ()
+    # A word (any case) in a prompt that makes the finished task `Content Moderated`.
+    content_moderation_word: str = ""
+    # Read from FILLPIPE_EMULATOR_FAULT_<NAME> (see `emulator.faults`).
+    faults: Faults = field(default_factory=Faults)
 
     def __post_init__(self) -> None:
         for name in _NON_NEGATIVE:
@@ -69,8 +78,10 @@ class EmulatorConfig:
         Raises `ValueError` naming the variable when a value is malformed.
         """
         hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"faults": Faults.from_environ(environ)}
         for each in fields(cls):
+            if each.name == "faults":
+                continue
             raw = environ.get(env_name(each.name))
             if raw is not None:
                 values[each.name] = _parse(raw, hints[each.name], env_name(each.name))

@@ -6,7 +6,8 @@ ApiError                 answered as `{"detail": "…"}` with `status_code`
 ├── Forbidden            403  wrong API key, admin token or delivery signature
 ├── NotFound             404  unknown finetune or delivery, disabled admin
 ├── InvalidRequest       422  `{"detail": [issue, …]}` in FastAPI's form
-└── TooManyRequests      429  the key's active-task limit, with Retry-After
+├── TooManyRequests      429  the key's active-task limit, with Retry-After
+└── ServerError          500  an injected fault (`emulator.faults`)
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class TooManyRequests(ApiError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class ServerError(ApiError):
+    status_code = 500
 
 
 def raise_for_issues(issues: Sequence[Issue]) -> None:

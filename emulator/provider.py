@@ -3,7 +3,8 @@
 Requests arrive as parsed JSON from a `Caller`; answers are JSON-ready dicts; refusals
 are `emulator.errors.ApiError`s. A submit is validated in full (every bad field
 listed), charged, and answered at once; its task then runs in the background
-(`emulator.runner`).
+(`emulator.runner`). Moderated prompts (`emulator.moderation`) are answered alike but
+never charged: at once `Request Moderated`, or `Content Moderated` once processed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from emulator.fills import FillImages, FillJob, read_fill_images, render
 from emulator.finetunes import Finetune, FinetuneRegistry, read_training_images
 from emulator.images import RGB, ImageError
 from emulator.inpaint import FillParams
+from emulator.moderation import Moderation
 from emulator.pricing import fill_cost, megapixels, reported_megapixels
 from emulator.runner import TaskRunner
 from emulator.runtime import Runtime
@@ -59,6 +61,7 @@ class Provider:
         self._accounts = Accounts(config.initial_credits)
         self._finetunes = FinetuneRegistry()
         self._tasks = TaskRunner(config, clock=clock, runtime=runtime, rng=self._rng)
+        self._moderation = Moderation(config.moderation_words, config.content_moderation_word)
 
     # -- fills -------------------------------------------------------------------------
 
@@ -69,18 +72,23 @@ class Provider:
         values, issues = validate(body, FINETUNED_FILL_FIELDS if finetuned else FILL_FIELDS)
         style, finetune_issues = self._finetune_style(caller.key, values.get("finetune_id"))
         images = await self._fill_images(values, [*issues, *finetune_issues])
+        reasons = self._moderation.request_reasons(values["prompt"])
+        if reasons:
+            return self._refuse_fill(caller, values, images, reasons)
         cost = fill_cost(images.width, images.height, finetuned=finetuned)
         self._accounts[caller.key].open_task(cost, max_active_tasks=self._config.max_active_tasks)
         task, job = self._fill_task(caller, values, images, style)
         self._runtime.spawn(self._run_fill(task, job, cost))
-        size_mp = reported_megapixels(images.width, images.height)
-        return {
-            "id": task.id,
-            "polling_url": caller.polling_url(task.id),
-            "cost": float(cost),
-            "input_mp": size_mp,
-            "output_mp": size_mp,
-        }
+        return _submitted(caller, task, images, cost)
+
+    def _refuse_fill(
+        self, caller: Caller, values: Mapping[str, Any], images: FillImages, reasons: list[str]
+    ) -> dict[str, Any]:
+        """A `Request Moderated` task: answered like any submit, never charged."""
+        task, _ = self._fill_task(caller, values, images, None)
+        self._tasks.moderate(task, TaskStatus.REQUEST_MODERATED, reasons)
+        self._runtime.spawn(self._tasks.notify(task))
+        return _submitted(caller, task, images, Decimal(0))
 
     def _finetune_style(
         self, owner: str, finetune_id: str | None
@@ -133,11 +141,18 @@ class Provider:
         try:
             sample = await self._tasks.produce(task, partial(render, job))
             if sample is not None:
-                self._tasks.finish(task, sample)
+                self._end_fill(task, job, sample)
         finally:
             refund = Decimal(0) if task.status is TaskStatus.READY else cost
             self._accounts[task.owner].close_task(refund=refund)
         await self._tasks.notify(task)
+
+    def _end_fill(self, task: Task, job: FillJob, sample: Sample) -> None:
+        reasons = self._moderation.content_reasons(job.params.prompt)
+        if reasons:
+            self._tasks.moderate(task, TaskStatus.CONTENT_MODERATED, reasons)
+        else:
+            self._tasks.finish(task, sample)
 
     # -- results -----------------------------------------------------------------------
 
@@ -148,6 +163,10 @@ class Provider:
     def sample(self, task_id: str, filename: str, *, exp: str | None, sig: str | None) -> Sample:
         """A result behind a signed delivery URL: 403 for a bad or expired signature."""
         return self._tasks.sample(task_id, filename, exp=exp, sig=sig)
+
+    def expire(self, task_id: str) -> bool:
+        """Forget `task_id` now, as if its TTL had passed; False if it was not known."""
+        return self._tasks.expire(task_id)
 
     # -- finetunes ---------------------------------------------------------------------
 
@@ -220,11 +239,26 @@ class Provider:
         """Per-key counters for the admin API."""
         return {"accounts": self._accounts.stats()}
 
+    def task_list(self) -> dict[str, Any]:
+        """Every known task of every key, oldest first, for the admin API."""
+        return {"tasks": self._tasks.summaries()}
+
     def _random_seed(self) -> int:
         return self._rng.randrange(RANDOM_SEED_LIMIT)
 
     def _timestamp(self) -> str:
         return datetime.fromtimestamp(self._clock(), UTC).isoformat()
+
+
+def _submitted(caller: Caller, task: Task, images: FillImages, cost: Decimal) -> dict[str, Any]:
+    size_mp = reported_megapixels(images.width, images.height)
+    return {
+        "id": task.id,
+        "polling_url": caller.polling_url(task.id),
+        "cost": float(cost),
+        "input_mp": size_mp,
+        "output_mp": size_mp,
+    }
 
 
 def _finetune_issue(message: str) -> Issue:

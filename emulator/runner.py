@@ -17,8 +17,17 @@ from typing import Any, TypeVar
 from emulator.config import EmulatorConfig
 from emulator.delivery import DeliverySigner
 from emulator.errors import NotFound
+from emulator.moderation import moderation_details
 from emulator.runtime import Runtime
-from emulator.tasks import Caller, Latency, Sample, Task, TaskStore, not_found_report
+from emulator.tasks import (
+    Caller,
+    Latency,
+    Sample,
+    Task,
+    TaskStatus,
+    TaskStore,
+    not_found_report,
+)
 from emulator.webhooks import WebhookTarget
 
 FAILED_TASK_DETAIL = "Internal error while generating the result"
@@ -87,6 +96,17 @@ class TaskRunner:
 
     def finish(self, task: Task, sample: Sample | None = None) -> None:
         task.finish(self._clock(), sample)
+
+    def moderate(self, task: Task, status: TaskStatus, reasons: list[str]) -> None:
+        task.moderate(self._clock(), status, moderation_details(reasons))
+
+    def expire(self, task_id: str) -> bool:
+        """Forget `task_id` as if its TTL had passed; False if it was not known."""
+        return self._tasks.forget(task_id)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every known task, oldest first, for the admin listing."""
+        return [task.summary() for task in self._tasks.all()]
 
     async def notify(self, task: Task) -> None:
         """Report the finished task to its webhook, if it has one."""

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, TypeVarTuple
 import httpx
 
 from emulator.config import EmulatorConfig
+from emulator.faults import FaultInjector
 from emulator.webhooks import WebhookSender
 
 T = TypeVar("T")
@@ -30,9 +31,14 @@ class Runtime:
     """Thread pool, webhook sender and background jobs; usable inside `async with`."""
 
     def __init__(
-        self, config: EmulatorConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None
+        self,
+        config: EmulatorConfig,
+        *,
+        faults: FaultInjector | None = None,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._config = config
+        self._faults = faults or FaultInjector(config.faults)
         self._webhook_transport = webhook_transport
         self._pool: ThreadPoolExecutor | None = None
         self._http: httpx.AsyncClient | None = None
@@ -49,6 +55,7 @@ class Runtime:
             sign=config.webhook_hmac,
             retries=config.webhook_retries,
             backoff_s=config.webhook_retry_backoff_s,
+            faults=self._faults,
         )
         return self
 

@@ -56,3 +56,6 @@ FINETUNE_ID_FIELDS = (Field("finetune_id", Kind.STRING),)
 
 # GET /v1/get_result
 RESULT_QUERY_FIELDS = (Field("id", Kind.STRING),)
+
+# POST /admin/expire
+EXPIRE_FIELDS = (Field("task_id", Kind.STRING),)

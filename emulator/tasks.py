@@ -102,6 +102,19 @@ class Task:
     def fail(self, now: float, reason: str) -> None:
         self.status, self.finished_at, self.details = TaskStatus.ERROR, now, {"error": reason}
 
+    def moderate(self, now: float, status: TaskStatus, details: dict[str, Any]) -> None:
+        """End as `Request Moderated` or `Content Moderated`, without a result."""
+        self.status, self.finished_at, self.details = status, now, details
+
+    def summary(self) -> dict[str, Any]:
+        """The task as the admin listing shows it."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "status": self.status.value,
+            "created_at": self.created_at,
+        }
+
     def progress(self, now: float) -> float | None:
         """0..1 while Pending, growing over the latency; 1 when Ready."""
         if self.status is TaskStatus.READY:
@@ -169,6 +182,15 @@ class TaskStore:
         """The task if it exists and belongs to `owner`: keys never see each other's tasks."""
         task = self.get(task_id)
         return task if task is not None and task.owner == owner else None
+
+    def forget(self, task_id: str) -> bool:
+        """Expire `task_id` now; False if it was not known."""
+        return self._tasks.pop(task_id, None) is not None
+
+    def all(self) -> list[Task]:
+        """Every known task, oldest first."""
+        self._forget_expired()
+        return list(self._tasks.values())
 
     def _forget_expired(self) -> None:
         deadline = self._clock() - self._ttl_s

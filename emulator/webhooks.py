@@ -8,7 +8,9 @@ configured. Body shapes (config `webhook_shape`):
     "result"  exactly what get_result answers: {"id", "status": "Ready", "result", …}
 
 Non-2xx answers and connection errors are retried `retries` times, waiting
-`backoff_s`, then twice that, and so on.
+`backoff_s`, then twice that, and so on. Injected faults (`emulator.faults`) may drop a
+webhook, delay it, send it twice, or hold it back until the next webhook has gone out
+(a held webhook waits for ever if none follows).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from emulator.faults import FaultInjector
 
 SECRET_HEADER = "X-Webhook-Secret"  # noqa: S105 (a header name)
 SIGNATURE_HEADER = "X-BFL-Signature"
@@ -67,16 +71,47 @@ class WebhookSender:
     """POSTs task reports to webhook targets over one shared client, with retries."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, shape: str, sign: bool, retries: int, backoff_s: float
+        self,
+        http: httpx.AsyncClient,
+        *,
+        shape: str,
+        sign: bool,
+        retries: int,
+        backoff_s: float,
+        faults: FaultInjector,
     ) -> None:
         self._http = http
+        self._faults = faults
+        self._held: list[tuple[WebhookTarget, Mapping[str, Any]]] = []
         self._shape = shape
         self._sign = sign
         self._retries = retries
         self._backoff_s = backoff_s
 
     async def send(self, target: WebhookTarget, report: Mapping[str, Any]) -> bool:
-        """Deliver `report`; True once the receiver answered 2xx, False after giving up."""
+        """Deliver `report`, subject to the injected faults; True once the receiver answered
+        2xx, False after giving up or when a fault dropped or held it back."""
+        if self._faults.drop_webhook():
+            logger.info("webhook for task %s dropped (injected fault)", report["id"])
+            return False
+        if self._faults.reorder_webhook():
+            self._held.append((target, report))
+            return False
+        delay_s = self._faults.webhook_delay_s()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        delivered = await self._deliver(target, report)
+        if self._faults.duplicate_webhook():
+            await self._deliver(target, report)
+        await self._release_held()
+        return delivered
+
+    async def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for target, report in held:
+            await self._deliver(target, report)
+
+    async def _deliver(self, target: WebhookTarget, report: Mapping[str, Any]) -> bool:
         body = json.dumps(webhook_body(report, self._shape), separators=(",", ":")).encode()
         headers = self._headers(target, body)
         for attempt in range(self._retries + 1):

@@ -86,6 +86,23 @@ def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
 
 
 @main.command()
+@click.argument("manifest")
+@click.option("--dry-run", is_flag=True, help="Validate every row and stop; submit nothing.")
+@click.option("--wait", is_flag=True, help="Show progress until every job has ended.")
+def submit(manifest: str, dry_run: bool, wait: bool) -> None:
+    """Validate a manifest (JSON Lines or CSV, local or s3://) and submit it as one batch.
+
+    Every row is checked first; if any is wrong, all problems are listed with file,
+    line and field, nothing is uploaded or submitted, and the exit code is 2. Local
+    image and mask paths are relative to the manifest's folder and are uploaded once,
+    content-addressed. Prints the batch id.
+    """
+    from fillpipe.submit import run_submit
+
+    _exit_on_known_errors(lambda: run_submit(manifest, os.environ, dry_run=dry_run, wait=wait))
+
+
+@main.command()
 @click.argument("batch")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def status(batch: str, as_json: bool) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fillpipe.progress import wait_for_batch
 from fillpipe.samples import (
     Sample,
     SheetRow,
@@ -27,8 +27,7 @@ from fillpipe.samples import (
 )
 from fillpipe.stack import EmbeddedStack
 from pipeline.batches import create_batch, default_output_uri, new_batch_id
-from pipeline.errors import FillpipeError, ProviderUnavailable
-from pipeline.ledger import BatchSummary
+from pipeline.errors import ProviderUnavailable
 from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, JobState
 from pipeline.provider import TaskStatus
 from pipeline.reports import write_results
@@ -43,10 +42,6 @@ POLL_INTERVAL_S = 0.25
 SAMPLE_SIZE_PX = 512
 DEMO_FINETUNE_STRENGTH = 1.2
 EXIT_FAILURE = 1
-
-
-class DemoFailed(FillpipeError):
-    """Some demo jobs did not end stored."""
 
 
 def run_demo(*, jobs: int, out_dir: Path, state_dir: Path, environ: Mapping[str, str]) -> None:
@@ -87,7 +82,7 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path, console: Console) -> int:
     create_batch(rt, batch_id, specs)
     enqueue_submits(create_celery_app(rt.settings), [spec.ref for spec in specs])
     console.print(f"Batch [bold]{batch_id}[/bold]: {len(specs)} jobs submitted.")
-    _wait(rt, batch_id, console)
+    wait_for_batch(rt.ledger, batch_id, console, timeout_s=DEMO_TIMEOUT_S)
     records = list(rt.ledger.jobs(batch_id))
     results_uri = write_results(rt, batch_id)
     console.print(_summary_table(records))
@@ -137,40 +132,6 @@ def _upload(rt: Runtime, batch_id: str, sample: Sample, finetune_id: str, index:
         params=params,
         tags={"demo": "true"},
     )
-
-
-def _wait(rt: Runtime, batch_id: str, console: Console) -> BatchSummary:
-    deadline = time.monotonic() + DEMO_TIMEOUT_S
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("waiting", total=None)
-        while True:
-            summary = rt.ledger.summary(batch_id)
-            if summary is None:
-                raise FillpipeError(f"batch {batch_id} vanished from the ledger")
-            progress.update(
-                bar,
-                total=summary.total,
-                completed=summary.finished,
-                description=_describe_counts(summary),
-            )
-            if summary.done:
-                return summary
-            if time.monotonic() > deadline:
-                raise DemoFailed(
-                    f"batch {batch_id} not finished after {DEMO_TIMEOUT_S:.0f} s; "
-                    f"see `fillpipe status {batch_id}`"
-                )
-            time.sleep(POLL_INTERVAL_S)
-
-
-def _describe_counts(summary: BatchSummary) -> str:
-    return " ".join(f"{state.value}={count}" for state, count in summary.counts.items())
 
 
 def _summary_table(records: Sequence[JobRecord]) -> Table:

@@ -51,6 +51,8 @@ FINETUNE_STRENGTH = Range(0, 2)
 STEPS = Range(15, 50)
 GUIDANCE = Range(1.5, 100)
 SAFETY_TOLERANCE = Range(0, 6)
+# The provider only says "integer"; a non-negative 64-bit seed is fillpipe's (choice).
+SEED = Range(0, 2**63 - 1)
 
 
 @dataclass(frozen=True)

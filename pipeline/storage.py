@@ -7,7 +7,8 @@ job attempt can create its object at most once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import IO, TYPE_CHECKING, Any
@@ -107,6 +108,18 @@ class Storage:
             )
         except ClientError as error:
             raise _translate(error, uri) from None
+
+    @contextlib.contextmanager
+    def stream_lines(self, uri: S3Uri) -> Iterator[Iterator[str]]:
+        """The object's text lines (UTF-8, line ends kept), streamed."""
+        try:
+            body = self._s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
+        except ClientError as error:
+            raise _translate(error, uri) from None
+        try:
+            yield (line.decode("utf-8") for line in body.iter_lines(keepends=True))
+        finally:
+            body.close()
 
     def put_new(
         self,

@@ -7,13 +7,19 @@ temporary state dir, with the same classes `fillpipe up` uses, and stops them at
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from fillpipe.samples import finetune_zip, make_finetune_images
 from fillpipe.servers import S3Credentials, SeaweedS3Server, ValkeyServer
 from fillpipe.stack import EmbeddedStack
+from pipeline.provider import TaskStatus
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
 
+FINETUNE_READY_TIMEOUT_S = 60.0
 STACK_EMULATOR_ENV = {
     "FILLPIPE_EMULATOR_LATENCY_BASE_S": "0.2",
     "FILLPIPE_EMULATOR_LATENCY_PER_MP_S": "0",
@@ -83,6 +89,30 @@ def stack(
         if request.session.testsfailed:
             _print_log_tails(embedded)
         embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_rt(stack: EmbeddedStack) -> Iterator[Runtime]:
+    """A runtime wired to the embedded stack, as the CLI builds one."""
+    runtime = Runtime.from_settings(Settings.from_environ(stack.env))
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture(scope="session")
+def finetune_id(stack_rt: Runtime) -> str:
+    """A finetune trained on the stack's emulator and ready for use."""
+    rt = stack_rt
+    finetune = rt.provider.create_finetune(
+        finetune_zip(make_finetune_images()), comment="tests", trigger_word="TST"
+    )
+    polling_url = rt.provider.fallback_polling_url(finetune)
+    deadline = time.monotonic() + FINETUNE_READY_TIMEOUT_S
+    while rt.provider.get_result(polling_url).status is not TaskStatus.READY:
+        if time.monotonic() > deadline:
+            pytest.fail("the test finetune never became ready")
+        time.sleep(0.2)
+    return finetune
 
 
 def _print_log_tails(embedded: EmbeddedStack) -> None:

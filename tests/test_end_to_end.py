@@ -13,12 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fillpipe.samples import finetune_zip, make_finetune_images, make_samples
+from fillpipe.samples import make_samples
 from pipeline.batches import batch_prefix, create_batch, default_output_uri, new_batch_id
 from pipeline.models import EditParams, JobRef, JobSpec, JobState
-from pipeline.provider import TaskStatus
-from pipeline.runtime import Runtime
-from pipeline.settings import Settings
 from pipeline.storage import S3Uri
 from workers.app import create_celery_app, enqueue_submits
 
@@ -28,33 +25,17 @@ JOBS = 3
 DEADLINE_S = 120.0
 
 
-@pytest.fixture(scope="module")
-def rt(stack):
-    runtime = Runtime.from_settings(Settings.from_environ(stack.env))
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture(scope="module")
-def finetune_id(rt) -> str:
-    finetune = rt.provider.create_finetune(
-        finetune_zip(make_finetune_images()), comment="test", trigger_word="TST"
-    )
-    polling_url = rt.provider.fallback_polling_url(finetune)
-    deadline = time.monotonic() + 60
-    while rt.provider.get_result(polling_url).status is not TaskStatus.READY:
-        assert time.monotonic() < deadline, "finetune never became ready"
-        time.sleep(0.2)
-    return finetune
-
-
-def upload_batch(rt, finetune_id, samples):
+def upload_batch(stack_rt, finetune_id, samples):
     batch_id = new_batch_id()
     specs = []
     for index, sample in enumerate(samples, start=1):
-        prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
-        rt.storage.write(S3Uri.parse(prefix + ".png"), sample.image_png, content_type="image/png")
-        rt.storage.write(S3Uri.parse(prefix + "-m.png"), sample.mask_png, content_type="image/png")
+        prefix = f"s3://{stack_rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
+        stack_rt.storage.write(
+            S3Uri.parse(prefix + ".png"), sample.image_png, content_type="image/png"
+        )
+        stack_rt.storage.write(
+            S3Uri.parse(prefix + "-m.png"), sample.mask_png, content_type="image/png"
+        )
         params = EditParams(
             prompt=sample.prompt, finetune_id=finetune_id, seed=index, output_format="png"
         )
@@ -63,18 +44,18 @@ def upload_batch(rt, finetune_id, samples):
                 ref=JobRef(batch_id, sample.name),
                 image_uri=prefix + ".png",
                 mask_uri=prefix + "-m.png",
-                output_uri=default_output_uri(rt, batch_id, sample.name, "png"),
+                output_uri=default_output_uri(stack_rt, batch_id, sample.name, "png"),
                 params=params,
                 tags={"suite": "e2e"},
             )
         )
-    create_batch(rt, batch_id, specs)
+    create_batch(stack_rt, batch_id, specs)
     return batch_id, specs
 
 
-def wait_until_done(rt, batch_id):
+def wait_until_done(stack_rt, batch_id):
     deadline = time.monotonic() + DEADLINE_S
-    while not (summary := rt.ledger.summary(batch_id)).done:
+    while not (summary := stack_rt.ledger.summary(batch_id)).done:
         assert time.monotonic() < deadline, f"batch not done: {summary}"
         time.sleep(0.2)
     return summary
@@ -85,20 +66,20 @@ def pixels(data: bytes) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def finished_batch(rt, finetune_id):
+def finished_batch(stack_rt, finetune_id):
     """A batch submitted through the broker and waited for until every job ended."""
     samples = make_samples(JOBS, size_px=256)
-    batch_id, specs = upload_batch(rt, finetune_id, samples)
-    assert enqueue_submits(create_celery_app(rt.settings), [s.ref for s in specs]) == JOBS
-    return batch_id, samples, specs, wait_until_done(rt, batch_id)
+    batch_id, specs = upload_batch(stack_rt, finetune_id, samples)
+    assert enqueue_submits(create_celery_app(stack_rt.settings), [s.ref for s in specs]) == JOBS
+    return batch_id, samples, specs, wait_until_done(stack_rt, batch_id)
 
 
-def test_batch_is_edited_inside_the_mask_only_and_tagged(rt, finetune_id, finished_batch):
+def test_batch_is_edited_inside_the_mask_only_and_tagged(stack_rt, finetune_id, finished_batch):
     batch_id, samples, specs, summary = finished_batch
 
     assert summary.counts == {JobState.STORED: JOBS}
     for sample, spec in zip(samples, specs, strict=True):
-        stored = rt.storage.fetch(S3Uri.parse(spec.output_uri))
+        stored = stack_rt.storage.fetch(S3Uri.parse(spec.output_uri))
         assert stored.tags == {
             "fillpipe-batch": batch_id,
             "fillpipe-job": sample.name,
@@ -110,23 +91,23 @@ def test_batch_is_edited_inside_the_mask_only_and_tagged(rt, finetune_id, finish
         assert after.shape == before.shape
         assert np.array_equal(after[~masked], before[~masked]), "pixels outside the mask changed"
         assert np.abs(after[masked] - before[masked]).mean() > 5, "the masked region is unedited"
-    results = rt.storage.read(
-        S3Uri.parse(batch_prefix(rt, batch_id) + "results.jsonl"), max_bytes=1 << 20
+    results = stack_rt.storage.read(
+        S3Uri.parse(batch_prefix(stack_rt, batch_id) + "results.jsonl"), max_bytes=1 << 20
     )
     rows = [json.loads(line) for line in results.decode().splitlines()]
     assert [(row["id"], row["state"]) for row in rows] == [(s.name, "stored") for s in samples]
 
 
-def test_live_receiver_refuses_a_wrong_secret(stack, rt):
+def test_live_receiver_refuses_a_wrong_secret(stack, stack_rt):
     ref = JobRef("b-none", "job")
-    token = rt.signer.token(ref, 1)
+    token = stack_rt.signer.token(ref, 1)
     response = httpx.post(
-        f"{rt.settings.public_url}/v1/callbacks/bfl/{token}",
+        f"{stack_rt.settings.public_url}/v1/callbacks/bfl/{token}",
         content=b"{}",
         headers={"x-webhook-secret": "wrong"},
     )
     assert response.status_code == 401
-    assert rt.ledger.get(ref) is None
+    assert stack_rt.ledger.get(ref) is None
 
 
 def test_status_from_another_shell_counts_the_batch(stack, clean_environ, finished_batch):

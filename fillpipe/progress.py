@@ -1,0 +1,54 @@
+"""Waiting for a batch with a live progress bar: counts per state, done/total, time."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.errors import FillpipeError
+from pipeline.ledger import BatchSummary, Ledger
+
+POLL_INTERVAL_S = 0.25
+
+
+class BatchTimeout(FillpipeError):
+    """The batch did not finish within the time allowed for waiting."""
+
+
+def wait_for_batch(
+    ledger: Ledger, batch_id: str, console: Console, *, timeout_s: float | None = None
+) -> BatchSummary:
+    """Show progress until every job of the batch has ended; return the final counts."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("waiting", total=None)
+        while True:
+            summary = ledger.summary(batch_id)
+            if summary is None:
+                raise FillpipeError(f"batch {batch_id} is not in the ledger")
+            progress.update(
+                bar,
+                total=summary.total,
+                completed=summary.finished,
+                description=describe_counts(summary),
+            )
+            if summary.done:
+                return summary
+            if deadline is not None and time.monotonic() > deadline:
+                raise BatchTimeout(
+                    f"batch {batch_id} not finished after {timeout_s:.0f} s; "
+                    f"see `fillpipe status {batch_id}`"
+                )
+            time.sleep(POLL_INTERVAL_S)
+
+
+def describe_counts(summary: BatchSummary) -> str:
+    return " ".join(f"{state.value}={count}" for state, count in summary.counts.items())

@@ -1,0 +1,145 @@
+"""`fillpipe submit` from another shell against the embedded stack."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fillpipe.samples import make_samples
+from pipeline.models import JobState
+from pipeline.storage import S3Uri
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def fillpipe(*args, env, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "fillpipe", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Two sample photos with masks on disk, in a folder with a space in its name."""
+    folder = tmp_path / "shoot 1"
+    folder.mkdir()
+    samples = make_samples(2, size_px=128)
+    for sample in samples:
+        (folder / f"{sample.name}.png").write_bytes(sample.image_png)
+        (folder / f"{sample.name}+mask.png").write_bytes(sample.mask_png)
+    return folder, samples
+
+
+def batch_ids(stack_rt):
+    return set(stack_rt.ledger.redis.zrange("fp:batches", 0, -1))
+
+
+def test_jsonl_manifest_with_local_files_runs_to_stored(
+    stack, stack_rt, clean_environ, finetune_id, photos, tmp_path
+):
+    _, samples = photos
+    manifest = tmp_path / "edits.jsonl"
+    rows = [
+        {
+            "id": f"édit {sample.name}",
+            "image": f"shoot 1/{sample.name}.png",
+            "mask": f"shoot 1/{sample.name}+mask.png",
+            "prompt": f"{sample.prompt} ✨",
+            "finetune_id": finetune_id,
+            "output_format": "png",
+            "seed": 3,
+            "tags": {"campaign": "spring 26"},
+        }
+        for sample in samples
+    ]
+    manifest.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    env = {**clean_environ, **stack.env}
+
+    result = fillpipe("submit", str(manifest), "--wait", env=env)
+
+    assert result.returncode == 0, result.stderr
+    batch_id = result.stdout.strip().splitlines()[-1]
+    summary = stack_rt.ledger.summary(batch_id)
+    assert summary.counts == {JobState.STORED: 2}
+    for record in stack_rt.ledger.jobs(batch_id):
+        assert record.spec.image_uri.startswith(f"s3://{stack_rt.settings.bucket}/inputs/sha256/")
+        stored = stack_rt.storage.fetch(S3Uri.parse(record.spec.output_uri))
+        assert stored.tags["fillpipe-job"] == record.ref.job_id
+        assert stored.tags["campaign"] == "spring 26"
+    manifest_copy = stack_rt.storage.read(
+        S3Uri.parse(f"s3://{stack_rt.settings.bucket}/outputs/{batch_id}/manifest.jsonl"),
+        max_bytes=1 << 20,
+    )
+    assert len(manifest_copy.decode().splitlines()) == 2
+
+
+def test_bad_manifest_lists_every_problem_and_changes_nothing(
+    stack, stack_rt, clean_environ, finetune_id, photos, tmp_path
+):
+    manifest = tmp_path / "bad.csv"
+    with manifest.open("w", newline="", encoding="utf-8-sig") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "image", "mask", "prompt", "finetune_id", "steps", "tag.team"])
+        writer.writerow(["a", "shoot 1/mug-01.png", "", 'ok, "quoted"', finetune_id, "30", "x"])
+        writer.writerow(["b", "shoot 1/missing.png", "", "p", finetune_id, "80", "y"])
+        writer.writerow(["a", "s3://other/x.png", "", "", finetune_id, "20", "z"])
+    before = batch_ids(stack_rt)
+
+    result = fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
+
+    assert result.returncode == 2
+    for expected in ("bad.csv:3: steps", "bad.csv:4: id", "bad.csv:4: prompt"):
+        assert expected in result.stderr, result.stderr
+    assert batch_ids(stack_rt) == before
+
+
+def test_missing_local_files_are_reported_before_anything_is_uploaded(
+    stack, stack_rt, clean_environ, finetune_id, tmp_path
+):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        json.dumps(
+            {
+                "image": "nope.png",
+                "mask": "nope-mask.png",
+                "prompt": "p",
+                "finetune_id": finetune_id,
+            }
+        )
+        + "\n"
+    )
+    before = batch_ids(stack_rt)
+    result = fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
+    assert result.returncode == 2
+    assert "m.jsonl:1: image: local file" in result.stderr
+    assert "m.jsonl:1: mask: local file" in result.stderr
+    assert batch_ids(stack_rt) == before
+
+
+def test_dry_run_submits_nothing(stack, stack_rt, clean_environ, finetune_id, photos, tmp_path):
+    folder, samples = photos
+    manifest = tmp_path / "dry.jsonl"
+    manifest.write_text(
+        json.dumps(
+            {
+                "image": str(folder / f"{samples[0].name}.png"),
+                "mask": str(folder / f"{samples[0].name}+mask.png"),
+                "prompt": "p",
+                "finetune_id": finetune_id,
+            }
+        )
+        + "\n"
+    )
+    before = batch_ids(stack_rt)
+    result = fillpipe("submit", str(manifest), "--dry-run", env={**clean_environ, **stack.env})
+    assert result.returncode == 0, result.stderr
+    assert "1 rows valid" in result.stdout
+    assert batch_ids(stack_rt) == before
