@@ -127,6 +127,19 @@ def test_unknown_service_is_refused(tmp_path: Path) -> None:
 # -- servers ----------------------------------------------------------------------------
 
 
+def external_servers(
+    environ: dict[str, str], valkey_url: str, s3_env: dict[str, str]
+) -> dict[str, str]:
+    """Settings naming Redis, S3 and a provider that already exist: none is embedded."""
+    return {
+        **environ,
+        **s3_env,
+        "FILLPIPE_REDIS_URL": valkey_url,
+        "FILLPIPE_PROVIDER_URL": "https://api.us1.bfl.ai",
+        "FILLPIPE_PROVIDER_KEY": "k",
+    }
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(60)
 def test_valkey_answers_with_aof_and_noeviction(valkey_url: str) -> None:
@@ -227,13 +240,7 @@ def test_fillpipe_up_stops_everything_on_sigterm(
 def test_fillpipe_up_exits_1_naming_a_service_that_died(
     tmp_path: Path, clean_environ: dict[str, str], valkey_url: str, s3_env: dict[str, str]
 ) -> None:
-    given = {
-        **clean_environ,
-        **s3_env,
-        "FILLPIPE_REDIS_URL": valkey_url,
-        "FILLPIPE_PROVIDER_URL": "https://api.us1.bfl.ai",
-        "FILLPIPE_PROVIDER_KEY": "k",
-    }
+    given = external_servers(clean_environ, valkey_url, s3_env)
     up = start_up(tmp_path, given)
     try:
         pids = wait_for_pids(up, tmp_path)
@@ -270,13 +277,7 @@ def test_two_stacks_run_side_by_side(tmp_path: Path, clean_environ: dict[str, st
 def test_settings_in_the_environment_are_used_and_their_servers_not_started(
     tmp_path: Path, clean_environ: dict[str, str], valkey_url: str, s3_env: dict[str, str]
 ) -> None:
-    given = {
-        **clean_environ,
-        **s3_env,
-        "FILLPIPE_REDIS_URL": valkey_url,
-        "FILLPIPE_PROVIDER_URL": "https://api.us1.bfl.ai",
-        "FILLPIPE_PROVIDER_KEY": "k",
-    }
+    given = external_servers(clean_environ, valkey_url, s3_env)
     with EmbeddedStack(tmp_path, given, services=("emulator", "receiver")) as stack:
         assert set(stack.pids) == {"receiver"}
         assert {name: stack.env[name] for name in given if name.startswith("FILLPIPE_")} == {
@@ -292,13 +293,7 @@ def test_settings_in_the_environment_are_used_and_their_servers_not_started(
 def test_a_killed_service_is_reported_and_restarts_on_the_same_port(
     tmp_path: Path, clean_environ: dict[str, str], valkey_url: str, s3_env: dict[str, str]
 ) -> None:
-    given = {
-        **clean_environ,
-        **s3_env,
-        "FILLPIPE_REDIS_URL": valkey_url,
-        "FILLPIPE_PROVIDER_URL": "https://api.us1.bfl.ai",
-        "FILLPIPE_PROVIDER_KEY": "k",
-    }
+    given = external_servers(clean_environ, valkey_url, s3_env)
     with EmbeddedStack(tmp_path, given, services=("receiver",)) as stack:
         receiver = stack.pids["receiver"]
         stack.kill("receiver")
