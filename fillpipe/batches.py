@@ -15,13 +15,10 @@ from rich.table import Table
 
 from pipeline.errors import InputError
 from pipeline.ledger import BatchSummary, Ledger
-from pipeline.models import JobState
+from pipeline.models import CREDITS_PER_USD, JobState
 from pipeline.reports import RESULT_FIELDS, result_row
 from pipeline.settings import Settings
 from workers.app import create_celery_app, enqueue_submits
-
-CREDITS_PER_USD = 100
-
 
 ResultFormat = Literal["jsonl", "csv"]
 

@@ -89,7 +89,20 @@ def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
 @click.argument("manifest")
 @click.option("--dry-run", is_flag=True, help="Validate every row and stop; submit nothing.")
 @click.option("--wait", is_flag=True, help="Show progress until every job has ended.")
-def submit(manifest: str, dry_run: bool, wait: bool) -> None:
+@click.option(
+    "--budget-usd",
+    type=click.FloatRange(min=0),
+    help="Cap the batch's spend: no job is submitted that could take it over; "
+    "the rest end as skipped_budget.",
+)
+@click.option(
+    "--check-inputs/--no-check-inputs",
+    default=None,
+    help="Read every image and mask before submitting (default: for batches of up to 200).",
+)
+def submit(
+    manifest: str, dry_run: bool, wait: bool, budget_usd: float | None, check_inputs: bool | None
+) -> None:
     """Validate a manifest (JSON Lines or CSV, local or s3://) and submit it as one batch.
 
     Every row is checked first; if any is wrong, all problems are listed with file,
@@ -97,9 +110,10 @@ def submit(manifest: str, dry_run: bool, wait: bool) -> None:
     image and mask paths are relative to the manifest's folder and are uploaded once,
     content-addressed. Prints the batch id.
     """
-    from fillpipe.submit import run_submit
+    from fillpipe.submit import SubmitOptions, run_submit
 
-    _exit_on_known_errors(lambda: run_submit(manifest, os.environ, dry_run=dry_run, wait=wait))
+    options = SubmitOptions(dry_run, wait, budget_usd, check_inputs)
+    _exit_on_known_errors(lambda: run_submit(manifest, os.environ, options))
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -16,7 +17,10 @@ from rich.console import Console
 
 from fillpipe.progress import wait_for_batch
 from pipeline.batches import batch_refs, create_batch, new_batch_id
-from pipeline.inputs import InputUploader, local_path
+from pipeline.errors import InputError
+from pipeline.images import check_edit_inputs
+from pipeline.inputs import InputUploader, local_path, read_local
+from pipeline.jobs import MAX_INPUT_BYTES
 from pipeline.ledger import BatchSummary
 from pipeline.manifest import (
     ManifestFormat,
@@ -27,28 +31,52 @@ from pipeline.manifest import (
     resolve_output,
     validate_rows,
 )
-from pipeline.models import JobRef, JobSpec, JobState
+from pipeline.models import CREDITS_PER_USD, JobRef, JobSpec, JobState
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.storage import S3_SCHEME, S3Uri
 from workers.app import create_celery_app, enqueue_submits
 
 EXIT_FAILURE = 1
+# Without --check-inputs/--no-check-inputs, batches up to this size have every image
+# read and checked before anything is submitted.
+AUTO_CHECK_INPUTS_MAX_ROWS = 200
+INPUT_HINT = "fix or replace the image or mask; each job checks it again before paying"
 
 
-def run_submit(manifest: str, environ: Mapping[str, str], *, dry_run: bool, wait: bool) -> None:
-    """Validate, then (unless `dry_run`) create and enqueue the batch; print its id."""
+@dataclass(frozen=True)
+class SubmitOptions:
+    """How `fillpipe submit` runs. `check_inputs=None` checks small batches only."""
+
+    dry_run: bool = False
+    wait: bool = False
+    budget_usd: float | None = None
+    check_inputs: bool | None = None
+
+
+def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions) -> None:
+    """Validate, then (unless a dry run) create and enqueue the batch; print its id."""
     settings = Settings.from_environ(environ)
     fmt = detect_format(manifest)
     rt = Runtime.from_settings(settings)
     try:
         count = _validate(rt, manifest, fmt)
-        if dry_run:
+        check = options.check_inputs
+        if check or (check is None and count <= AUTO_CHECK_INPUTS_MAX_ROWS):
+            megapixels = _check_inputs(rt, manifest, fmt)
+            credits = megapixels * settings.price_credits_per_mp
+            click.echo(
+                f"{count} rows valid, inputs checked; estimated cost "
+                f"{credits:.2f} credits (${credits / CREDITS_PER_USD:.2f})",
+                err=True,
+            )
+        if options.dry_run:
             click.echo(f"{manifest}: {count} rows valid; nothing submitted (--dry-run)")
             return
-        batch_id = _create(rt, manifest, fmt)
+        budget = None if options.budget_usd is None else options.budget_usd * CREDITS_PER_USD
+        batch_id = _create(rt, manifest, fmt, budget_credits=budget)
         click.echo(batch_id)
-        if wait and _failed(wait_for_batch(rt.ledger, batch_id, Console(stderr=True))):
+        if options.wait and _failed(wait_for_batch(rt.ledger, batch_id, Console(stderr=True))):
             raise SystemExit(EXIT_FAILURE)
     finally:
         rt.close()
@@ -72,6 +100,31 @@ def _validate(rt: Runtime, manifest: str, fmt: ManifestFormat) -> int:
     return count
 
 
+def _check_inputs(rt: Runtime, manifest: str, fmt: ManifestFormat) -> float:
+    """Pass 1b: every image decodes, masks match, alpha where no mask; total megapixels."""
+    base_dir = _base_dir(manifest)
+    problems: list[Problem] = []
+    megapixels = 0.0
+    with _lines(rt, manifest) as lines:
+        for row in validate_rows(lines, source=manifest, fmt=fmt, bucket=rt.settings.bucket):
+            try:
+                image = _read_input(rt, row.image, base_dir)
+                mask = _read_input(rt, row.mask, base_dir) if row.mask else None
+                megapixels += check_edit_inputs(image, mask).megapixels
+            except InputError as error:
+                problems.append(Problem(manifest, row.line, "image", str(error), INPUT_HINT))
+    if problems:
+        raise ManifestInvalid(problems)
+    return megapixels
+
+
+def _read_input(rt: Runtime, location: str, base_dir: Path) -> bytes:
+    path = local_path(location, base_dir)
+    if path is None:
+        return rt.storage.read(S3Uri.parse(location), max_bytes=MAX_INPUT_BYTES)
+    return read_local(path)
+
+
 def _missing_files(source: str, row: ManifestRow, base_dir: Path) -> Iterator[Problem]:
     for name, location in (("image", row.image), ("mask", row.mask)):
         path = local_path(location, base_dir) if location else None
@@ -85,7 +138,9 @@ def _missing_files(source: str, row: ManifestRow, base_dir: Path) -> Iterator[Pr
             )
 
 
-def _create(rt: Runtime, manifest: str, fmt: ManifestFormat) -> str:
+def _create(
+    rt: Runtime, manifest: str, fmt: ManifestFormat, *, budget_credits: float | None
+) -> str:
     """Pass 2: upload local inputs, record the batch, enqueue every job."""
     batch_id = new_batch_id(rt.clock)
     uploader = InputUploader(rt.storage, rt.settings.bucket, _base_dir(manifest))
@@ -94,7 +149,7 @@ def _create(rt: Runtime, manifest: str, fmt: ManifestFormat) -> str:
             _spec(rt, batch_id, row, uploader)
             for row in validate_rows(lines, source=manifest, fmt=fmt)
         )
-        create_batch(rt, batch_id, specs)
+        create_batch(rt, batch_id, specs, budget_credits=budget_credits)
     enqueue_submits(create_celery_app(rt.settings), batch_refs(rt, batch_id))
     return batch_id
 

@@ -30,7 +30,9 @@ def default_output_uri(rt: Runtime, batch_id: str, job_id: str, extension: str) 
     return f"{batch_prefix(rt, batch_id)}{job_id}.{extension}"
 
 
-def create_batch(rt: Runtime, batch_id: str, specs: Iterable[JobSpec]) -> int:
+def create_batch(
+    rt: Runtime, batch_id: str, specs: Iterable[JobSpec], *, budget_credits: float | None = None
+) -> int:
     """Record every job as queued and store the validated manifest; return the count.
 
     `specs` is consumed once, as a stream: the manifest is spooled to a temporary file
@@ -43,7 +45,7 @@ def create_batch(rt: Runtime, batch_id: str, specs: Iterable[JobSpec]) -> int:
                 manifest.write(spec.to_json().encode() + b"\n")
                 yield spec
 
-        count = rt.ledger.create_batch(batch_id, recorded())
+        count = rt.ledger.create_batch(batch_id, recorded(), budget_credits=budget_credits)
         manifest.seek(0)
         rt.storage.upload(
             S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"),

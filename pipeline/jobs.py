@@ -23,7 +23,7 @@ from pipeline.errors import (
     RetryableError,
     UnsafeResult,
 )
-from pipeline.images import check_edit_inputs, check_result
+from pipeline.images import ImageInfo, check_edit_inputs, check_result
 from pipeline.ledger import Ledger
 from pipeline.models import CONTENT_TYPES, JobRecord, JobRef, JobState
 from pipeline.provider import TaskResult, TaskStatus
@@ -62,8 +62,8 @@ class CallbackOutcome(Enum):
 def submit_job(rt: Runtime, ref: JobRef) -> JobState | None:
     """Submit a queued job to the provider; return its new state (None if not queued).
 
-    Raises `RetryableError` after putting the job back in `queued` when the provider
-    cannot be reached or is at its limit; the caller retries later.
+    Raises `RetryableError` after putting the job back in `queued` when S3 or the
+    provider cannot be reached or is at its limit; the caller retries later.
     """
     if rt.ledger.is_cancelled(ref.batch_id):
         rt.ledger.transition(ref, from_states=[JobState.QUEUED], to_state=JobState.CANCELLED)
@@ -73,51 +73,71 @@ def submit_job(rt: Runtime, ref: JobRef) -> JobState | None:
     )
     if not begun.applied:
         return None
-    record = _require(rt, ref)
+    attempt = begun.attempt
     try:
-        submission = rt.provider.submit(_submit_body(rt, record, begun.attempt))
+        body, image = _submit_body(rt, _require(rt, ref), attempt)
     except InputError as error:
-        return _finish(rt, ref, begun.attempt, JobState.INVALID_INPUT, str(error))
+        return _finish(rt, ref, attempt, JobState.INVALID_INPUT, str(error))
     except RetryableError:
-        rt.ledger.transition(
-            ref, from_states=[JobState.SUBMITTING], to_state=JobState.QUEUED, attempt=begun.attempt
-        )
+        _requeue(rt, ref, attempt)
+        raise
+    estimate = estimate_credits(rt, image)
+    reserved = rt.ledger.reserve_budget(ref.batch_id, estimate)
+    if reserved is None:
+        message = f"skipped: its ~{estimate:.2f} credits would take the batch over its budget"
+        return _finish(rt, ref, attempt, JobState.SKIPPED_BUDGET, message)
+    try:
+        submission = rt.provider.submit(body)
+    except RetryableError:
+        rt.ledger.release_budget(ref.batch_id, reserved)
+        _requeue(rt, ref, attempt)
         raise
     except AmbiguousSubmit as error:
-        log.warning(
-            "job %s attempt %d: ambiguous submit (%s); awaiting callback or poll",
-            ref,
-            begun.attempt,
-            error,
-        )
+        # The task may exist and be billed, so its reservation stays spent.
+        log.warning("job %s attempt %d: ambiguous submit (%s)", ref, attempt, error)
         rt.ledger.transition(
             ref,
             from_states=[JobState.SUBMITTING],
             to_state=JobState.AWAITING_RESULT,
-            attempt=begun.attempt,
+            attempt=attempt,
             fields={"error": str(error)},
             late_at=rt.clock() + AMBIGUOUS_SUBMIT_DEADLINE_S,
         )
         return JobState.AWAITING_RESULT
     except PermanentError as error:
-        return _finish(rt, ref, begun.attempt, JobState.FAILED, str(error))
+        rt.ledger.release_budget(ref.batch_id, reserved)
+        return _finish(rt, ref, attempt, JobState.FAILED, str(error))
     rt.ledger.transition(
         ref,
         from_states=[JobState.SUBMITTING],
         to_state=JobState.AWAITING_RESULT,
-        attempt=begun.attempt,
+        attempt=attempt,
         fields={
             "provider_task_id": submission.task_id,
             "polling_url": submission.polling_url,
             "cost_credits": submission.cost_credits,
         },
-        cost_credits=submission.cost_credits,
+        cost_credits=submission.cost_credits if submission.cost_credits is not None else estimate,
         late_at=rt.clock() + CALLBACK_LATE_S,
     )
+    rt.ledger.release_budget(ref.batch_id, reserved)
     return JobState.AWAITING_RESULT
 
 
-def _submit_body(rt: Runtime, record: JobRecord, attempt: int) -> dict[str, object]:
+def estimate_credits(rt: Runtime, image: ImageInfo) -> float:
+    """What a job should cost before the provider says: output megapixels x the price."""
+    return image.megapixels * rt.settings.price_credits_per_mp
+
+
+def _requeue(rt: Runtime, ref: JobRef, attempt: int) -> None:
+    rt.ledger.transition(
+        ref, from_states=[JobState.SUBMITTING], to_state=JobState.QUEUED, attempt=attempt
+    )
+
+
+def _submit_body(
+    rt: Runtime, record: JobRecord, attempt: int
+) -> tuple[dict[str, object], ImageInfo]:
     """Read and check the inputs, then build the provider's request body."""
     spec = record.spec
     image = rt.storage.read(S3Uri.parse(spec.image_uri), max_bytes=MAX_INPUT_BYTES)
@@ -126,14 +146,14 @@ def _submit_body(rt: Runtime, record: JobRecord, attempt: int) -> dict[str, obje
         if spec.mask_uri
         else None
     )
-    check_edit_inputs(image, mask)
+    info = check_edit_inputs(image, mask)
     body: dict[str, object] = spec.params.to_request()
     body["image"] = base64.b64encode(image).decode()
     if mask is not None:
         body["mask"] = base64.b64encode(mask).decode()
     body["webhook_url"] = rt.callback_url(rt.signer.token(spec.ref, attempt))
     body["webhook_secret"] = rt.signer.webhook_secret(spec.ref, attempt)
-    return body
+    return body, info
 
 
 # -- callback --------------------------------------------------------------------------

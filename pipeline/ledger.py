@@ -66,6 +66,17 @@ return {1, state, attempt}
 """
 
 
+_RESERVE = """
+local budget = redis.call('HGET', KEYS[1], 'budget_credits')
+if not budget then return '0' end
+local spent = tonumber(redis.call('HGET', KEYS[1], 'cost_credits') or '0')
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved_credits') or '0')
+if spent + reserved + tonumber(ARGV[1]) > tonumber(budget) then return '-1' end
+redis.call('HINCRBYFLOAT', KEYS[1], 'reserved_credits', ARGV[1])
+return ARGV[1]
+"""
+
+
 @dataclass(frozen=True)
 class Transition:
     """The outcome of a transition attempt: whether it applied, and from which state."""
@@ -84,6 +95,8 @@ class BatchSummary:
     counts: dict[JobState, int]
     cost_credits: float
     created_at: float
+    budget_credits: float | None = None
+    cancelled: bool = False
 
     @property
     def finished(self) -> int:
@@ -101,6 +114,7 @@ class Ledger:
         self._redis = client
         self._clock = clock
         self._transition = client.register_script(_TRANSITION)
+        self._reserve = client.register_script(_RESERVE)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> Ledger:
@@ -115,12 +129,17 @@ class Ledger:
 
     # -- batches -----------------------------------------------------------------------
 
-    def create_batch(self, batch_id: str, specs: Iterable[JobSpec]) -> int:
+    def create_batch(
+        self, batch_id: str, specs: Iterable[JobSpec], *, budget_credits: float | None = None
+    ) -> int:
         """Record a batch and its jobs as `queued` in pipelined chunks; return the count."""
         now = self._clock()
         total = 0
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(_batch_key(batch_id), mapping={"created_at": now, "total": 0})
+        header: dict[str | bytes, float | int] = {"created_at": now, "total": 0}
+        if budget_credits is not None:
+            header["budget_credits"] = budget_credits
+        pipe.hset(_batch_key(batch_id), mapping=header)
         pipe.zadd(f"{KEY_PREFIX}batches", {batch_id: now})
         for spec in specs:
             if spec.ref.batch_id != batch_id:
@@ -150,6 +169,8 @@ class Ledger:
             counts=counts,
             cost_credits=float(fields.get("cost_credits", 0.0)),
             created_at=float(fields.get("created_at", 0.0)),
+            budget_credits=_optional_float(fields.get("budget_credits")),
+            cancelled=fields.get("cancelled") == "1",
         )
 
     def cancel(self, batch_id: str) -> int:
@@ -157,6 +178,20 @@ class Ledger:
         jobs were cancelled; jobs already with the provider still finish."""
         self._redis.hset(_batch_key(batch_id), "cancelled", 1)
         return self._move_all(batch_id, JobState.QUEUED, JobState.CANCELLED)
+
+    def reserve_budget(self, batch_id: str, credits: float) -> float | None:
+        """Set aside `credits` of the batch's budget before a paid submit.
+
+        Returns the amount reserved (0 when the batch has no budget) to pass to
+        `release_budget` once the provider states the real cost, or None when spending
+        it could take the batch over its budget.
+        """
+        reserved = float(self._reserve(keys=[_batch_key(batch_id)], args=[repr(credits)]))
+        return None if reserved < 0 else reserved
+
+    def release_budget(self, batch_id: str, reserved: float) -> None:
+        if reserved:
+            self._redis.hincrbyfloat(_batch_key(batch_id), "reserved_credits", -reserved)
 
     def is_cancelled(self, batch_id: str) -> bool:
         return self._redis.hget(_batch_key(batch_id), "cancelled") == "1"

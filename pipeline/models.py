@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+# The provider bills in credits: 1 credit = $0.01.
+CREDITS_PER_USD = 100
 OutputFormat = Literal["jpeg", "png"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jpeg", "png")
 EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "png": "png"}
@@ -24,6 +26,7 @@ class JobState(StrEnum):
     FAILED = "failed"
     INVALID_INPUT = "invalid_input"
     CANCELLED = "cancelled"
+    SKIPPED_BUDGET = "skipped_budget"
 
     @property
     def is_terminal(self) -> bool:
@@ -31,7 +34,13 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset(
-    {JobState.STORED, JobState.FAILED, JobState.INVALID_INPUT, JobState.CANCELLED}
+    {
+        JobState.STORED,
+        JobState.FAILED,
+        JobState.INVALID_INPUT,
+        JobState.CANCELLED,
+        JobState.SKIPPED_BUDGET,
+    }
 )
 
 

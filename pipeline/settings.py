@@ -24,6 +24,9 @@ DEFAULT_RESULT_HOSTS = ("*.bfl.ai",)
 DEFAULT_CALLBACK_TOKEN_MAX_AGE_S = 2 * 24 * 3600
 DEFAULT_RESULT_MAX_BYTES = 64 * 1024 * 1024
 MIN_SIGNING_KEY_CHARS = 32
+# Credits per output megapixel used to estimate a job's cost before the provider
+# states it (budgets, --dry-run); the emulator charges this for finetuned fills.
+DEFAULT_PRICE_CREDITS_PER_MP = 8.0
 
 ProviderFlavor = Literal["bfl", "cometapi"]
 PROVIDER_FLAVORS: tuple[ProviderFlavor, ...] = ("bfl", "cometapi")
@@ -88,6 +91,7 @@ class Settings:
     result_hosts: tuple[str, ...] = DEFAULT_RESULT_HOSTS
     callback_token_max_age_s: int = DEFAULT_CALLBACK_TOKEN_MAX_AGE_S
     result_max_bytes: int = DEFAULT_RESULT_MAX_BYTES
+    price_credits_per_mp: float = DEFAULT_PRICE_CREDITS_PER_MP
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -113,6 +117,9 @@ class Settings:
             ),
             result_max_bytes=env.integer(
                 "RESULT_MAX_BYTES", DEFAULT_RESULT_MAX_BYTES, minimum=1024
+            ),
+            price_credits_per_mp=env.number(
+                "PRICE_CREDITS_PER_MP", DEFAULT_PRICE_CREDITS_PER_MP, minimum=0.0
             ),
         )
         env.raise_problems()
@@ -170,6 +177,19 @@ class _Env:
             return default
         if number < minimum:
             self._problems.append(f"{PREFIX}{name} must be at least {minimum}, got {number}")
+        return number
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self._problems.append(f"{PREFIX}{name} must be a number, got {value!r}")
+            return default
+        if not number >= minimum:
+            self._problems.append(f"{PREFIX}{name} must be at least {minimum:g}, got {value}")
         return number
 
     def flavor(self) -> ProviderFlavor:

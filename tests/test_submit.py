@@ -143,3 +143,87 @@ def test_dry_run_submits_nothing(stack, stack_rt, clean_environ, finetune_id, ph
     assert result.returncode == 0, result.stderr
     assert "1 rows valid" in result.stdout
     assert batch_ids(stack_rt) == before
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_inputs_are_checked_up_front_for_small_batches(
+    stack, stack_rt, clean_environ, finetune_id, photos, tmp_path
+):
+    folder, samples = photos
+    small_mask = tmp_path / "small-mask.png"
+    small_mask.write_bytes(make_samples(1, size_px=64)[0].mask_png)
+    manifest = write_jsonl(
+        tmp_path / "sizes.jsonl",
+        [
+            {
+                "image": str(folder / f"{samples[0].name}.png"),
+                "mask": str(small_mask),
+                "prompt": "p",
+                "finetune_id": finetune_id,
+            },
+        ],
+    )
+    before = batch_ids(stack_rt)
+    result = fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
+    assert result.returncode == 2
+    assert "sizes.jsonl:1: image: the mask is 64x64 but the image is 128x128" in result.stderr
+    assert batch_ids(stack_rt) == before
+    unchecked = fillpipe(
+        "submit",
+        str(manifest),
+        "--no-check-inputs",
+        "--dry-run",
+        env={**clean_environ, **stack.env},
+    )
+    assert unchecked.returncode == 0, unchecked.stderr
+
+
+def test_dry_run_estimates_the_cost(stack, clean_environ, finetune_id, photos, tmp_path):
+    folder, samples = photos
+    manifest = write_jsonl(
+        tmp_path / "cost.jsonl",
+        [
+            {
+                "image": str(folder / f"{s.name}.png"),
+                "mask": str(folder / f"{s.name}+mask.png"),
+                "prompt": "p",
+                "finetune_id": finetune_id,
+            }
+            for s in samples
+        ],
+    )
+    result = fillpipe("submit", str(manifest), "--dry-run", env={**clean_environ, **stack.env})
+    assert result.returncode == 0, result.stderr
+    credits = 2 * 128 * 128 / 1_000_000 * 8
+    assert f"estimated cost {credits:.2f} credits" in result.stderr
+
+
+def test_budget_skips_what_would_exceed_it(
+    stack, stack_rt, clean_environ, finetune_id, photos, tmp_path
+):
+    folder, samples = photos
+    manifest = write_jsonl(
+        tmp_path / "budget.jsonl",
+        [
+            {
+                "image": str(folder / f"{s.name}.png"),
+                "mask": str(folder / f"{s.name}+mask.png"),
+                "prompt": "p",
+                "finetune_id": finetune_id,
+            }
+            for s in samples
+        ],
+    )
+    result = fillpipe(
+        "submit", str(manifest), "--budget-usd", "0", "--wait", env={**clean_environ, **stack.env}
+    )
+    assert result.returncode == 1
+    batch_id = result.stdout.strip().splitlines()[-1]
+    summary = stack_rt.ledger.summary(batch_id)
+    assert summary.counts == {JobState.SKIPPED_BUDGET: 2}
+    assert summary.cost_credits == 0
+    assert all("budget" in record.error for record in stack_rt.ledger.jobs(batch_id))

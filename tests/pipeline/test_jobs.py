@@ -1,11 +1,13 @@
 """The job life cycle against a real Valkey and a real S3 server, with a scripted provider."""
 
+import dataclasses
+
 import pytest
 
 from pipeline import jobs
 from pipeline.errors import RetryableError
 from pipeline.jobs import CallbackOutcome
-from pipeline.models import JobState
+from pipeline.models import JobRef, JobState
 from pipeline.signing import CallbackClaim
 from pipeline.storage import S3Uri
 from tests.pipeline.fakes import decoded, png
@@ -208,3 +210,24 @@ def test_retry_requeues_failed_jobs_as_new_attempts(rt, new_job, fake):
     assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
     assert rt.ledger.get(ref).attempt == 2
     assert rt.ledger.requeue_failed(ref.batch_id) == []
+
+
+def test_budget_caps_submissions_and_skips_the_rest(rt, new_job, fake):
+    # Price the estimate like the fake provider charges (4.5 credits a job).
+    priced = dataclasses.replace(
+        rt,
+        settings=dataclasses.replace(rt.settings, price_credits_per_mp=4.5 / (64 * 48 / 1_000_000)),
+    )
+    first = new_job()
+    specs = [rt.ledger.get(first).spec]
+    specs += [
+        dataclasses.replace(specs[0], ref=JobRef(first.batch_id + "-b", f"j{n}")) for n in range(3)
+    ]
+    batch_id = specs[1].ref.batch_id
+    rt.ledger.create_batch(batch_id, specs[1:], budget_credits=10.0)
+    states = [jobs.submit_job(priced, spec.ref) for spec in specs[1:]]
+    assert states == [JobState.AWAITING_RESULT, JobState.AWAITING_RESULT, JobState.SKIPPED_BUDGET]
+    assert len(fake.submits) == 2
+    summary = rt.ledger.summary(batch_id)
+    assert summary.cost_credits == 9.0 <= summary.budget_credits
+    assert "budget" in rt.ledger.get(specs[3].ref).error

@@ -1,0 +1,408 @@
+"""Validation + enqueue rate of `fillpipe submit` beside raw Celery `send_task`.
+
+Starts an embedded Valkey and SeaweedFS S3 server on free 127.0.0.1 ports in a temporary
+dir, uploads a few small image+mask pairs, writes a `--rows` JSONL manifest pointing at
+them, then measures, each phase in its own spawned process (so each has its own peak
+RSS) with Redis flushed in between: (a) `validate_rows` over the file alone, (b) the
+whole `run_submit` as the CLI runs it (no worker consuming), (c) `app.send_task` of as
+many messages with the same Celery config. Figures only: nothing here asserts on time.
+Run: `python -m bench.bench_enqueue [--rows 100000]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import multiprocessing
+import resource
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+HOST = "127.0.0.1"
+BUCKET = "fillpipe"
+QUEUE_SUBMIT = "submit"
+INPUT_PAIRS = 4
+IMAGE_SIZE = 64
+STARTUP_TIMEOUT_S = 60.0
+# How long past the time cap a phase process may take to report before it is stopped.
+REPORT_GRACE_S = 30.0
+TARGET_ROWS_PER_S = 5000.0
+TARGET_PEAK_RSS_MB = 300.0
+FINETUNE_ID = "acme-brand-v3"
+PROMPTS = (
+    "a matte terracotta glaze with soft studio light",
+    "brushed stainless steel, subtle reflections, clean white backdrop",
+    "a linen tablecloth in warm beige, morning sunlight",
+    "deep forest green velvet, soft shadows",
+    "polished walnut wood grain, product photography",
+    "pastel pink ceramic with a speckled finish",
+    "a marble countertop with faint grey veins",
+    "recycled kraft paper packaging with the brand logo",
+    "frosted glass with a gentle gradient, high key lighting",
+    "navy blue denim texture, crisp detail",
+    "a sandy beach at golden hour, shallow depth of field",
+    "spring flowers scattered around the product, soft focus",
+)
+MARKETS = ("us", "uk", "de", "fr", "jp")
+
+
+@dataclass
+class PhaseResult:
+    """What one phase measured, as its process reports it."""
+
+    rows: int
+    elapsed_s: float
+    peak_rss_mb: float = float("nan")
+    capped: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.elapsed_s if self.elapsed_s else 0.0
+
+
+# ---------------------------------------------------------------------- the servers
+
+
+@contextlib.contextmanager
+def embedded_servers(root: Path) -> Iterator[dict[str, str]]:
+    """Valkey and SeaweedFS S3 on loopback; yields the settings environ; stops both."""
+    from fillpipe.servers import S3Credentials, SeaweedS3Server, ValkeyServer
+
+    valkey = ValkeyServer(root / "valkey", root / "valkey.log", environ=_hermetic_environ())
+    s3 = SeaweedS3Server(
+        root / "s3",
+        root / "s3.log",
+        credentials=S3Credentials.load_or_create(root / "s3-credentials"),
+        bucket=BUCKET,
+        environ=_hermetic_environ(),
+    )
+    try:
+        valkey.start(timeout_s=STARTUP_TIMEOUT_S)
+        s3.start(timeout_s=STARTUP_TIMEOUT_S)
+        yield {
+            **s3.env,
+            "FILLPIPE_REDIS_URL": valkey.url,
+            "FILLPIPE_PROVIDER_URL": f"http://{HOST}:9",
+            "FILLPIPE_PROVIDER_KEY": "bench-key",
+            "FILLPIPE_PUBLIC_URL": f"http://{HOST}:9",
+            "FILLPIPE_SIGNING_KEY": secrets.token_urlsafe(32),
+        }
+    finally:
+        s3.stop()
+        valkey.stop()
+
+
+def _hermetic_environ() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FILLPIPE_", "AWS_"))}
+
+
+# ------------------------------------------------------------------------ the inputs
+
+
+def upload_inputs(environ: dict[str, str]) -> list[tuple[str, str]]:
+    """`INPUT_PAIRS` small PNG image+mask pairs in S3; their s3:// URIs."""
+    from pipeline.settings import Settings
+    from pipeline.storage import S3Uri, Storage
+
+    storage = Storage.from_settings(Settings.from_environ(environ))
+    pairs = []
+    for index in range(INPUT_PAIRS):
+        image_uri = f"s3://{BUCKET}/inputs/bench/photo-{index}.png"
+        mask_uri = f"s3://{BUCKET}/inputs/bench/photo-{index}-mask.png"
+        storage.write(S3Uri.parse(image_uri), _png(_photo(index)), content_type="image/png")
+        storage.write(S3Uri.parse(mask_uri), _png(_mask()), content_type="image/png")
+        pairs.append((image_uri, mask_uri))
+    return pairs
+
+
+def _photo(index: int) -> Image.Image:
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (40 * index, 120, 200 - 30 * index))
+    ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill=(230, 230, 230))
+    return image
+
+
+def _mask() -> Image.Image:
+    mask = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
+    ImageDraw.Draw(mask).rectangle((16, 16, 48, 48), fill=255)
+    return mask
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def write_manifest(path: Path, rows: int, pairs: list[tuple[str, str]]) -> int:
+    """A JSONL manifest of `rows` edits over `pairs`; its size in bytes."""
+    with path.open("w", encoding="utf-8") as file:
+        for number in range(rows):
+            image, mask = pairs[number % len(pairs)]
+            row = {
+                "id": job_id(number),
+                "image": image,
+                "mask": mask,
+                "prompt": PROMPTS[number % len(PROMPTS)],
+                "finetune_id": FINETUNE_ID,
+                "finetune_strength": 1.2,
+                "seed": number,
+                "output_format": "jpeg" if number % 3 else "png",
+                "tags": {"campaign": "spring-2026", "market": MARKETS[number % len(MARKETS)]},
+            }
+            file.write(json.dumps(row) + "\n")
+    return path.stat().st_size
+
+
+def job_id(number: int) -> str:
+    return f"sku-{number:07d}"
+
+
+# ------------------------------------------------------------ the phases (in a child)
+
+
+def phase_validate(manifest: str, environ: dict[str, str], rows: int, deadline: float) -> dict:
+    """Pass 1 alone: `validate_rows` over the file, as `fillpipe submit` runs it."""
+    from pipeline.manifest import validate_rows
+    from pipeline.settings import Settings
+
+    bucket = Settings.from_environ(environ).bucket
+    count = 0
+    with open(manifest, encoding="utf-8", newline="") as lines:
+        for _ in validate_rows(lines, source=manifest, fmt="jsonl", bucket=bucket):
+            count += 1
+            if time.perf_counter() > deadline:
+                return {"rows": count, "capped": True}
+    return {"rows": count}
+
+
+def phase_submit(manifest: str, environ: dict[str, str], rows: int, deadline: float) -> dict:
+    """The whole `run_submit(dry_run=False, wait=False)`, with its three steps timed."""
+    import fillpipe.submit as submit
+
+    splits: dict[str, float] = {}
+    for name in ("_validate", "create_batch", "enqueue_submits"):
+        setattr(submit, name, _timed(name, getattr(submit, name), splits))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        submit.run_submit(manifest, environ, dry_run=False, wait=False)
+    return {"rows": rows, "batch_id": printed.getvalue().strip(), "splits": splits}
+
+
+def phase_send_task(manifest: str, environ: dict[str, str], rows: int, deadline: float) -> dict:
+    """Raw Celery: `app.send_task("fillpipe.submit", args=[batch, id])` in a loop."""
+    from pipeline.settings import Settings
+    from workers.app import TASK_SUBMIT, create_celery_app
+
+    app = create_celery_app(Settings.from_environ(environ))
+    batch_id = "b20260101-bench000"
+    for number in range(rows):
+        app.send_task(TASK_SUBMIT, args=[batch_id, job_id(number)])
+        if time.perf_counter() > deadline:
+            return {"rows": number + 1, "capped": True}
+    return {"rows": rows}
+
+
+PHASES: dict[str, Callable[[str, dict[str, str], int, float], dict]] = {
+    "validate": phase_validate,
+    "submit": phase_submit,
+    "send_task": phase_send_task,
+}
+
+
+def _timed(name: str, func: Callable[..., Any], splits: dict[str, float]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            splits[name] = time.perf_counter() - started
+
+    return timed
+
+
+def child(
+    conn: Connection,
+    phase: str,
+    manifest: str,
+    environ: dict[str, str],
+    rows: int,
+    time_cap_s: float,
+) -> None:
+    """A spawned process's entry point: run one phase, send its figures back."""
+    started = time.perf_counter()
+    outcome = PHASES[phase](manifest, environ, rows, started + time_cap_s)
+    outcome["elapsed_s"] = time.perf_counter() - started
+    outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    conn.send(outcome)
+    conn.close()
+
+
+def run_phase(
+    phase: str, manifest: str, environ: dict[str, str], rows: int, time_cap_s: float
+) -> PhaseResult:
+    """One phase in a fresh spawned process; stopped (partial figures) past the cap."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=child, args=(sender, phase, manifest, environ, rows, time_cap_s)
+    )
+    started = time.perf_counter()
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(time_cap_s + REPORT_GRACE_S):
+            outcome = receiver.recv()
+            elapsed_s = outcome.pop("elapsed_s")
+            peak_rss_mb = outcome.pop("peak_rss_mb")
+            return PhaseResult(
+                outcome.pop("rows"), elapsed_s, peak_rss_mb, outcome.pop("capped", False), outcome
+            )
+        return PhaseResult(0, time.perf_counter() - started, capped=True)
+    finally:
+        process.join(timeout=REPORT_GRACE_S)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+
+
+# -------------------------------------------------------------------- checks, report
+
+
+def queue_length(environ: dict[str, str]) -> int:
+    import redis
+
+    with redis.Redis.from_url(environ["FILLPIPE_REDIS_URL"]) as client:
+        return int(client.llen(QUEUE_SUBMIT))
+
+
+def flush_redis(environ: dict[str, str]) -> None:
+    import redis
+
+    with redis.Redis.from_url(environ["FILLPIPE_REDIS_URL"]) as client:
+        client.flushdb()
+
+
+def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
+    """What the ledger, the broker and S3 hold after `run_submit`."""
+    from pipeline.runtime import Runtime
+    from pipeline.settings import Settings
+    from pipeline.storage import S3Uri
+
+    queued = queue_length(environ)
+    batch_id = result.detail.get("batch_id", "")
+    if not batch_id:
+        result.rows = queued
+        return f"submit checks: no batch id (stopped), queue `{QUEUE_SUBMIT}` {queued} messages"
+    settings = Settings.from_environ(environ)
+    rt = Runtime.from_settings(settings)
+    try:
+        summary = rt.ledger.summary(batch_id)
+        listed = sum(1 for _ in rt.ledger.job_ids(batch_id))
+        manifest = f"s3://{settings.bucket}/outputs/{batch_id}/manifest.jsonl"
+        size = rt.storage.client.head_object(**_bucket_key(S3Uri.parse(manifest)))
+    finally:
+        rt.close()
+    total = summary.total if summary else 0
+    return (
+        f"submit checks: batch {batch_id}: ledger total {total}, {listed} job ids listed; "
+        f"queue `{QUEUE_SUBMIT}` {queued} messages; "
+        f"manifest.jsonl in S3 {size['ContentLength'] / 2**20:.1f} MB"
+    )
+
+
+def _bucket_key(uri: Any) -> dict[str, str]:
+    return {"Bucket": uri.bucket, "Key": uri.key}
+
+
+def report(
+    results: dict[str, PhaseResult],
+    checks: list[str],
+    args: argparse.Namespace,
+    manifest_bytes: int,
+) -> None:
+    print(
+        f"enqueue bench: {args.rows}-row JSONL manifest ({manifest_bytes / 2**20:.1f} MB, "
+        f"inputs in S3), Valkey + SeaweedFS on {HOST}, time cap {args.time_cap_s:g} s"
+    )
+    print(f"{'':28}{'rows':>8}{'time s':>9}{'rows/s':>10}{'peak RSS MB':>13}")
+    names = {
+        "validate": "validate_rows only",
+        "submit": "fillpipe submit (whole)",
+        "send_task": "celery send_task (raw)",
+    }
+    for phase, name in names.items():
+        result = results[phase]
+        flag = "  (stopped at the time cap)" if result.capped else ""
+        print(
+            f"{name:28}{result.rows:>8}{result.elapsed_s:>9.2f}{result.rate:>10.0f}"
+            f"{result.peak_rss_mb:>13.1f}{flag}"
+        )
+    splits = results["submit"].detail.get("splits", {})
+    if splits:
+        print(
+            "submit steps: validate pass {_validate:.2f} s, create_batch (ledger + "
+            "manifest.jsonl) {create_batch:.2f} s, enqueue_submits {enqueue_submits:.2f} s".format(
+                **splits
+            )
+        )
+    for line in checks:
+        print(line)
+    submit, raw = results["submit"], results["send_task"]
+    rate_ok = "met" if submit.rate >= TARGET_ROWS_PER_S else "NOT met"
+    rss_ok = "met" if submit.peak_rss_mb <= TARGET_PEAK_RSS_MB else "NOT met"
+    print(
+        f"targets: submit {submit.rate:.0f} rows/s vs >= {TARGET_ROWS_PER_S:.0f} ({rate_ok}); "
+        f"peak RSS {submit.peak_rss_mb:.1f} MB vs <= {TARGET_PEAK_RSS_MB:.0f} ({rss_ok})"
+    )
+    ratio = submit.rate / raw.rate if raw.rate else float("nan")
+    print(f"submit rows/s / send_task msgs/s = {ratio:.2f}x")
+
+
+def measure(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="fillpipe-bench-") as tmp:
+        root = Path(tmp)
+        with embedded_servers(root) as environ:
+            manifest = root / "manifest.jsonl"
+            manifest_bytes = write_manifest(manifest, args.rows, upload_inputs(environ))
+            results: dict[str, PhaseResult] = {}
+            checks: list[str] = []
+            for phase in PHASES:
+                flush_redis(environ)
+                results[phase] = run_phase(
+                    phase, str(manifest), environ, args.rows, args.time_cap_s
+                )
+                if phase == "submit":
+                    checks.append(check_submit(environ, results[phase]))
+                elif phase == "send_task":
+                    queued = queue_length(environ)
+                    checks.append(f"send_task check: queue `{QUEUE_SUBMIT}` {queued} messages")
+            flush_redis(environ)
+    report(results, checks, args, manifest_bytes)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="manifest rows (100000)")
+    parser.add_argument("--time-cap-s", type=float, default=300.0, help="per phase (300)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    measure(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
