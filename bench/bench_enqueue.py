@@ -36,6 +36,7 @@ IMAGE_SIZE = 64
 STARTUP_TIMEOUT_S = 60.0
 # How long past the time cap a phase process may take to report before it is stopped.
 REPORT_GRACE_S = 30.0
+POLL_INTERVAL_S = 0.5
 TARGET_ROWS_PER_S = 5000.0
 TARGET_PEAK_RSS_MB = 300.0
 FINETUNE_ID = "acme-brand-v3"
@@ -196,8 +197,13 @@ def phase_submit(manifest: str, environ: dict[str, str], rows: int, deadline: fl
     for name in ("_validate", "create_batch", "enqueue_submits"):
         setattr(submit, name, _timed(name, getattr(submit, name), splits))
     printed = io.StringIO()
+    run: Any = submit.run_submit
+    options: Any = getattr(submit, "SubmitOptions", None)
     with contextlib.redirect_stdout(printed):
-        submit.run_submit(manifest, environ, dry_run=False, wait=False)
+        if options is None:  # the signature before `SubmitOptions`
+            run(manifest, environ, dry_run=False, wait=False)
+        else:
+            run(manifest, environ, options(dry_run=False, wait=False))
     return {"rows": rows, "batch_id": printed.getvalue().strip(), "splits": splits}
 
 
@@ -243,7 +249,10 @@ def child(
 ) -> None:
     """A spawned process's entry point: run one phase, send its figures back."""
     started = time.perf_counter()
-    outcome = PHASES[phase](manifest, environ, rows, started + time_cap_s)
+    try:
+        outcome = PHASES[phase](manifest, environ, rows, started + time_cap_s)
+    except Exception as error:  # reported in the table rather than lost in a child
+        outcome = {"rows": 0, "error": f"{type(error).__name__}: {error}"}
     outcome["elapsed_s"] = time.perf_counter() - started
     outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     conn.send(outcome)
@@ -262,15 +271,23 @@ def run_phase(
     started = time.perf_counter()
     process.start()
     sender.close()
+    deadline = started + time_cap_s + REPORT_GRACE_S
     try:
-        if receiver.poll(time_cap_s + REPORT_GRACE_S):
-            outcome = receiver.recv()
+        while not receiver.poll(POLL_INTERVAL_S):
+            if not process.is_alive() or time.perf_counter() > deadline:
+                break
+        outcome: dict[str, Any] | None = None
+        with contextlib.suppress(EOFError):  # the process died without reporting
+            outcome = receiver.recv() if receiver.poll() else None
+        if outcome:
             elapsed_s = outcome.pop("elapsed_s")
             peak_rss_mb = outcome.pop("peak_rss_mb")
             return PhaseResult(
                 outcome.pop("rows"), elapsed_s, peak_rss_mb, outcome.pop("capped", False), outcome
             )
-        return PhaseResult(0, time.perf_counter() - started, capped=True)
+        alive = process.is_alive()
+        detail = {} if alive else {"error": f"the phase process exited ({process.exitcode})"}
+        return PhaseResult(0, time.perf_counter() - started, capped=alive, detail=detail)
     finally:
         process.join(timeout=REPORT_GRACE_S)
         if process.is_alive():
@@ -312,7 +329,8 @@ def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
         summary = rt.ledger.summary(batch_id)
         listed = sum(1 for _ in rt.ledger.job_ids(batch_id))
         manifest = f"s3://{settings.bucket}/outputs/{batch_id}/manifest.jsonl"
-        size = rt.storage.client.head_object(**_bucket_key(S3Uri.parse(manifest)))
+        uri = S3Uri.parse(manifest)
+        size = rt.storage.client.head_object(Bucket=uri.bucket, Key=uri.key)
     finally:
         rt.close()
     total = summary.total if summary else 0
@@ -321,10 +339,6 @@ def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
         f"queue `{QUEUE_SUBMIT}` {queued} messages; "
         f"manifest.jsonl in S3 {size['ContentLength'] / 2**20:.1f} MB"
     )
-
-
-def _bucket_key(uri: Any) -> dict[str, str]:
-    return {"Bucket": uri.bucket, "Key": uri.key}
 
 
 def report(
@@ -346,6 +360,7 @@ def report(
     for phase, name in names.items():
         result = results[phase]
         flag = "  (stopped at the time cap)" if result.capped else ""
+        flag += f"  ERROR {result.detail['error']}" if "error" in result.detail else ""
         print(
             f"{name:28}{result.rows:>8}{result.elapsed_s:>9.2f}{result.rate:>10.0f}"
             f"{result.peak_rss_mb:>13.1f}{flag}"

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from fillpipe.progress import wait_for_batch
 from pipeline.errors import InputError
 from pipeline.ledger import BatchSummary, Ledger
 from pipeline.models import CREDITS_PER_USD, JobState
@@ -39,10 +40,14 @@ def _require_summary(ledger: Ledger, batch_id: str) -> BatchSummary:
     return summary
 
 
-def show_status(batch_id: str, environ: Mapping[str, str], *, as_json: bool) -> None:
-    """Print the batch's summary; `InputError` if the ledger does not know it."""
+def show_status(
+    batch_id: str, environ: Mapping[str, str], *, as_json: bool, watch: bool = False
+) -> None:
+    """Print the batch's summary (after live progress until it ends, with `watch`)."""
     with _ledger(environ) as ledger:
         summary = _require_summary(ledger, batch_id)
+        if watch:
+            summary = wait_for_batch(ledger, batch_id, Console(stderr=True))
     if as_json:
         click.echo(json.dumps(summary_json(summary)))
     else:

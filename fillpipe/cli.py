@@ -119,11 +119,14 @@ def submit(
 @main.command()
 @click.argument("batch")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def status(batch: str, as_json: bool) -> None:
+@click.option(
+    "--watch", is_flag=True, help="Show live progress (throughput, ETA, cost) until the batch ends."
+)
+def status(batch: str, as_json: bool, watch: bool) -> None:
     """Show a batch's jobs by state and its cost so far."""
     from fillpipe.batches import show_status
 
-    _exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json))
+    _exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json, watch=watch))
 
 
 @main.command()

@@ -1,16 +1,36 @@
-"""Waiting for a batch with a live progress bar: counts per state, done/total, time."""
+"""Waiting for a batch with a live progress bar: counts per state, done/total,
+throughput, ETA and cost so far."""
 
 from __future__ import annotations
 
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from pipeline.errors import FillpipeError
 from pipeline.ledger import BatchSummary, Ledger
+from pipeline.models import CREDITS_PER_USD
 
 POLL_INTERVAL_S = 0.25
+
+
+class ThroughputColumn(ProgressColumn):
+    """Jobs finished per minute, from rich's moving speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed * 60:.0f} jobs/min", style="cyan")
 
 
 class BatchTimeout(FillpipeError):
@@ -26,10 +46,15 @@ def wait_for_batch(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        ThroughputColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("elapsed"),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[cost]}"),
     )
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("waiting", total=None)
+        bar = progress.add_task("waiting", total=None, cost="")
         while True:
             summary = ledger.summary(batch_id)
             if summary is None:
@@ -39,6 +64,7 @@ def wait_for_batch(
                 total=summary.total,
                 completed=summary.finished,
                 description=describe_counts(summary),
+                cost=f"${summary.cost_credits / CREDITS_PER_USD:.2f}",
             )
             if summary.done:
                 return summary
