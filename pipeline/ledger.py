@@ -8,6 +8,7 @@ Keys (prefix `fp:`):
     fp:awaiting                sorted set of job keys awaiting a result, scored by the
                                time their callback is late (the reconcile sweep reads it)
     fp:callback:<batch>:<job>:<attempt>   set once by the first verified callback
+    fp:results-stale           set of batches whose results.jsonl is behind the ledger
 
 Every state change runs in one Lua script that checks the current state (and attempt)
 first, so racing callbacks, polls and redelivered tasks change a job at most once.
@@ -284,6 +285,15 @@ class Ledger:
         """Record the first verified callback of an attempt; False if one came before."""
         key = f"{KEY_PREFIX}callback:{ref.batch_id}:{ref.job_id}:{attempt}"
         return bool(self._redis.set(key, "1", nx=True, ex=CALLBACK_MARK_TTL_S))
+
+    def mark_results_stale(self, batch_id: str) -> None:
+        """Note that a batch's results manifest no longer matches the ledger."""
+        self._redis.sadd(f"{KEY_PREFIX}results-stale", batch_id)
+
+    def pop_stale_results(self, limit: int = 100) -> list[str]:
+        """Take up to `limit` batches whose results manifest needs rewriting."""
+        popped = self._redis.spop(f"{KEY_PREFIX}results-stale", limit) or []
+        return [str(batch_id) for batch_id in popped]
 
     def late_jobs(self, now: float, limit: int = READ_CHUNK) -> list[JobRef]:
         """Jobs awaiting a result whose callback is overdue at `now`."""

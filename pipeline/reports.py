@@ -48,9 +48,20 @@ def write_results(rt: Runtime, batch_id: str) -> S3Uri:
     return uri
 
 
-def write_results_if_done(rt: Runtime, batch_id: str) -> S3Uri | None:
-    """Write the results manifest once every job of the batch has ended."""
+def job_ended(rt: Runtime, batch_id: str) -> S3Uri | None:
+    """After a job's end: write the results manifest now if the batch is complete, else
+    leave it for the next `refresh_stale_results` (so a large batch is not rewritten
+    once per job)."""
     summary = rt.ledger.summary(batch_id)
-    if summary is None or not summary.done:
-        return None
-    return write_results(rt, batch_id)
+    if summary is not None and summary.done:
+        return write_results(rt, batch_id)
+    rt.ledger.mark_results_stale(batch_id)
+    return None
+
+
+def refresh_stale_results(rt: Runtime) -> list[str]:
+    """Rewrite the results manifest of every batch whose jobs ended since the last time."""
+    batches = rt.ledger.pop_stale_results()
+    for batch_id in batches:
+        write_results(rt, batch_id)
+    return batches

@@ -66,6 +66,7 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
 
 @shared_task(name=TASK_RECONCILE)
 def reconcile() -> None:
+    reports.refresh_stale_results(runtime())
     plan = jobs.plan_reconcile(runtime())
     for ref, attempt in plan.collect:
         collect.delay(ref.batch_id, ref.job_id, attempt)
@@ -80,6 +81,6 @@ def reconcile() -> None:
 
 
 def _after(ref: JobRef, state: JobState | None) -> None:
-    """When a job's end completes its batch, write the batch's results manifest."""
+    """Keep the batch's results manifest current as its jobs end."""
     if state is not None and state.is_terminal:
-        reports.write_results_if_done(runtime(), ref.batch_id)
+        reports.job_ended(runtime(), ref.batch_id)

@@ -1,10 +1,11 @@
 """The job life cycle against a real Valkey and a real S3 server, with a scripted provider."""
 
 import dataclasses
+import json
 
 import pytest
 
-from pipeline import jobs
+from pipeline import jobs, reports
 from pipeline.errors import RetryableError
 from pipeline.jobs import CallbackOutcome
 from pipeline.models import JobRef, JobState
@@ -231,3 +232,25 @@ def test_budget_caps_submissions_and_skips_the_rest(rt, new_job, fake):
     summary = rt.ledger.summary(batch_id)
     assert summary.cost_credits == 9.0 <= summary.budget_credits
     assert "budget" in rt.ledger.get(specs[3].ref).error
+
+
+def test_results_manifest_is_refreshed_while_the_batch_runs(rt, new_job, fake):
+    first = submitted(rt, new_job, fake)
+    spec = rt.ledger.get(first).spec
+    batch_id = first.batch_id + "-r"
+    specs = [dataclasses.replace(spec, ref=JobRef(batch_id, name)) for name in ("a", "b")]
+    rt.ledger.create_batch(batch_id, specs)
+    for each in specs:
+        jobs.submit_job(rt, each.ref)
+    jobs.collect_job(rt, specs[0].ref, 1)
+    assert reports.job_ended(rt, batch_id) is None  # one job still running
+    assert batch_id in reports.refresh_stale_results(rt)
+    uri = S3Uri.parse(f"s3://{rt.settings.bucket}/outputs/{batch_id}/results.jsonl")
+    states = [
+        json.loads(line)["state"]
+        for line in rt.storage.read(uri, max_bytes=1 << 16).decode().splitlines()
+    ]
+    assert states == ["stored", "awaiting_result"]
+    assert batch_id not in reports.refresh_stale_results(rt)
+    jobs.collect_job(rt, specs[1].ref, 1)
+    assert reports.job_ended(rt, batch_id) == uri
