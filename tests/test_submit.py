@@ -227,3 +227,38 @@ def test_budget_skips_what_would_exceed_it(
     assert summary.counts == {JobState.SKIPPED_BUDGET: 2}
     assert summary.cost_credits == 0
     assert all("budget" in record.error for record in stack_rt.ledger.jobs(batch_id))
+
+
+def test_manifest_in_s3_with_inputs_in_s3(stack, stack_rt, clean_environ, finetune_id, photos):
+    _, samples = photos
+    bucket = stack_rt.settings.bucket
+    rows = []
+    for sample in samples:
+        key = f"uploads/my shoot/{sample.name}+v2.png"
+        stack_rt.storage.write(S3Uri(bucket, key), sample.image_png, content_type="image/png")
+        stack_rt.storage.write(
+            S3Uri(bucket, key + ".mask"), sample.mask_png, content_type="image/png"
+        )
+        rows.append(
+            {
+                "image": f"s3://{bucket}/{key}",
+                "mask": f"s3://{bucket}/{key}.mask",
+                "prompt": "p",
+                "finetune_id": finetune_id,
+                "output": "{stem}.{ext}",
+            }
+        )
+    manifest = S3Uri(bucket, "manifests/edits.jsonl")
+    stack_rt.storage.write(
+        manifest,
+        "".join(json.dumps(r) + "\n" for r in rows).encode(),
+        content_type="application/x-ndjson",
+    )
+
+    result = fillpipe("submit", str(manifest), "--wait", env={**clean_environ, **stack.env})
+
+    assert result.returncode == 0, result.stderr
+    batch_id = result.stdout.strip().splitlines()[-1]
+    outputs = [record.spec.output_uri for record in stack_rt.ledger.jobs(batch_id)]
+    assert outputs == [f"s3://{bucket}/outputs/{batch_id}/{s.name}+v2.jpg" for s in samples]
+    assert stack_rt.ledger.summary(batch_id).counts == {JobState.STORED: 2}
