@@ -197,13 +197,8 @@ def phase_submit(manifest: str, environ: dict[str, str], rows: int, deadline: fl
     for name in ("_validate", "create_batch", "enqueue_submits"):
         setattr(submit, name, _timed(name, getattr(submit, name), splits))
     printed = io.StringIO()
-    run: Any = submit.run_submit
-    options: Any = getattr(submit, "SubmitOptions", None)
     with contextlib.redirect_stdout(printed):
-        if options is None:  # the signature before `SubmitOptions`
-            run(manifest, environ, dry_run=False, wait=False)
-        else:
-            run(manifest, environ, options(dry_run=False, wait=False))
+        submit.run_submit(manifest, environ, submit.SubmitOptions(dry_run=False, wait=False))
     return {"rows": rows, "batch_id": printed.getvalue().strip(), "splits": splits}
 
 

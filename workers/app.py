@@ -44,8 +44,10 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # Workers report task events (Flower reads them); publishers send no extra
+        # "task-sent" event, which would double the cost of every enqueue.
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,
         task_default_queue=QUEUE_SUBMIT,
         task_routes={
             TASK_SUBMIT: {"queue": QUEUE_SUBMIT},
