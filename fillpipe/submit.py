@@ -91,8 +91,8 @@ def _validate(rt: Runtime, manifest: str, fmt: ManifestFormat) -> int:
     base_dir = _base_dir(manifest)
     missing: list[Problem] = []
     count = 0
-    with _lines(rt, manifest) as lines:
-        for row in validate_rows(lines, source=manifest, fmt=fmt, bucket=rt.settings.bucket):
+    with _rows(rt, manifest, fmt) as rows:
+        for row in rows:
             count += 1
             missing.extend(_missing_files(manifest, row, base_dir))
     if missing:
@@ -105,8 +105,8 @@ def _check_inputs(rt: Runtime, manifest: str, fmt: ManifestFormat) -> float:
     base_dir = _base_dir(manifest)
     problems: list[Problem] = []
     megapixels = 0.0
-    with _lines(rt, manifest) as lines:
-        for row in validate_rows(lines, source=manifest, fmt=fmt, bucket=rt.settings.bucket):
+    with _rows(rt, manifest, fmt) as rows:
+        for row in rows:
             try:
                 image = _read_input(rt, row.image, base_dir)
                 mask = _read_input(rt, row.mask, base_dir) if row.mask else None
@@ -144,11 +144,8 @@ def _create(
     """Pass 2: upload local inputs, record the batch, enqueue every job."""
     batch_id = new_batch_id(rt.clock)
     uploader = InputUploader(rt.storage, rt.settings.bucket, _base_dir(manifest))
-    with _lines(rt, manifest) as lines:
-        specs = (
-            _spec(rt, batch_id, row, uploader)
-            for row in validate_rows(lines, source=manifest, fmt=fmt)
-        )
+    with _rows(rt, manifest, fmt) as rows:
+        specs = (_spec(rt, batch_id, row, uploader) for row in rows)
         create_batch(rt, batch_id, specs, budget_credits=budget_credits)
     enqueue_submits(create_celery_app(rt.settings), batch_refs(rt, batch_id))
     return batch_id
@@ -172,6 +169,13 @@ def _spec(rt: Runtime, batch_id: str, row: ManifestRow, uploader: InputUploader)
         params=row.params,
         tags=row.tags,
     )
+
+
+@contextlib.contextmanager
+def _rows(rt: Runtime, manifest: str, fmt: ManifestFormat) -> Iterator[Iterator[ManifestRow]]:
+    """The manifest's validated rows, streamed (one pass; `ManifestInvalid` at the end)."""
+    with _lines(rt, manifest) as lines:
+        yield validate_rows(lines, source=manifest, fmt=fmt, bucket=rt.settings.bucket)
 
 
 @contextlib.contextmanager

@@ -1,14 +1,13 @@
 """A 200-job batch end to end: every output present, tagged, and listed in results.jsonl."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from fillpipe.samples import make_samples
 from pipeline.models import JobState
 from pipeline.storage import S3Uri
+from tests.commands import run_fillpipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -37,14 +36,7 @@ def test_two_hundred_jobs_all_stored_tagged_and_reported(
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "fillpipe", "submit", str(manifest), "--wait"],
-        env={**clean_environ, **stack.env},
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    result = run_fillpipe("submit", str(manifest), "--wait", env={**clean_environ, **stack.env})
 
     assert result.returncode == 0, result.stderr[-2000:]
     batch_id = result.stdout.strip().splitlines()[-1]

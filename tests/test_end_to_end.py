@@ -4,8 +4,6 @@ server, the emulator over HTTP, the receiver under uvicorn, a Celery worker proc
 import csv
 import io
 import json
-import subprocess
-import sys
 import time
 
 import httpx
@@ -17,6 +15,7 @@ from fillpipe.samples import make_samples
 from pipeline.batches import batch_prefix, create_batch, default_output_uri, new_batch_id
 from pipeline.models import EditParams, JobRef, JobSpec, JobState
 from pipeline.storage import S3Uri
+from tests.commands import run_fillpipe
 from workers.app import create_celery_app, enqueue_submits
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -112,14 +111,7 @@ def test_live_receiver_refuses_a_wrong_secret(stack, stack_rt):
 
 def test_status_from_another_shell_counts_the_batch(stack, clean_environ, finished_batch):
     batch_id = finished_batch[0]
-    result = subprocess.run(
-        [sys.executable, "-m", "fillpipe", "status", batch_id, "--json"],
-        env={**clean_environ, **stack.env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_fillpipe("status", batch_id, "--json", env={**clean_environ, **stack.env})
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["done"] and summary["counts"]["stored"] == summary["total"] == JOBS
@@ -128,13 +120,8 @@ def test_status_from_another_shell_counts_the_batch(stack, clean_environ, finish
 
 def test_results_from_another_shell_as_csv(stack, clean_environ, finished_batch):
     batch_id, samples, specs, _ = finished_batch
-    result = subprocess.run(
-        [sys.executable, "-m", "fillpipe", "results", batch_id, "--format", "csv"],
-        env={**clean_environ, **stack.env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    result = run_fillpipe(
+        "results", batch_id, "--format", "csv", env={**clean_environ, **stack.env}
     )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))

@@ -2,28 +2,15 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
 from fillpipe.samples import make_samples
 from pipeline.models import JobState
 from pipeline.storage import S3Uri
+from tests.commands import run_fillpipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-def fillpipe(*args, env, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "fillpipe", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -63,7 +50,7 @@ def test_jsonl_manifest_with_local_files_runs_to_stored(
     manifest.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     env = {**clean_environ, **stack.env}
 
-    result = fillpipe("submit", str(manifest), "--wait", env=env)
+    result = run_fillpipe("submit", str(manifest), "--wait", env=env)
 
     assert result.returncode == 0, result.stderr
     batch_id = result.stdout.strip().splitlines()[-1]
@@ -93,7 +80,7 @@ def test_bad_manifest_lists_every_problem_and_changes_nothing(
         writer.writerow(["a", "s3://other/x.png", "", "", finetune_id, "20", "z"])
     before = batch_ids(stack_rt)
 
-    result = fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
+    result = run_fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
 
     assert result.returncode == 2
     for expected in ("bad.csv:3: steps", "bad.csv:4: id", "bad.csv:4: prompt"):
@@ -117,7 +104,7 @@ def test_missing_local_files_are_reported_before_anything_is_uploaded(
         + "\n"
     )
     before = batch_ids(stack_rt)
-    result = fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
+    result = run_fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
     assert result.returncode == 2
     assert "m.jsonl:1: image: local file" in result.stderr
     assert "m.jsonl:1: mask: local file" in result.stderr
@@ -139,7 +126,7 @@ def test_dry_run_submits_nothing(stack, stack_rt, clean_environ, finetune_id, ph
         + "\n"
     )
     before = batch_ids(stack_rt)
-    result = fillpipe("submit", str(manifest), "--dry-run", env={**clean_environ, **stack.env})
+    result = run_fillpipe("submit", str(manifest), "--dry-run", env={**clean_environ, **stack.env})
     assert result.returncode == 0, result.stderr
     assert "1 rows valid" in result.stdout
     assert batch_ids(stack_rt) == before
@@ -168,11 +155,11 @@ def test_inputs_are_checked_up_front_for_small_batches(
         ],
     )
     before = batch_ids(stack_rt)
-    result = fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
+    result = run_fillpipe("submit", str(manifest), env={**clean_environ, **stack.env})
     assert result.returncode == 2
     assert "sizes.jsonl:1: image: the mask is 64x64 but the image is 128x128" in result.stderr
     assert batch_ids(stack_rt) == before
-    unchecked = fillpipe(
+    unchecked = run_fillpipe(
         "submit",
         str(manifest),
         "--no-check-inputs",
@@ -196,7 +183,7 @@ def test_dry_run_estimates_the_cost(stack, clean_environ, finetune_id, photos, t
             for s in samples
         ],
     )
-    result = fillpipe("submit", str(manifest), "--dry-run", env={**clean_environ, **stack.env})
+    result = run_fillpipe("submit", str(manifest), "--dry-run", env={**clean_environ, **stack.env})
     assert result.returncode == 0, result.stderr
     credits = 2 * 128 * 128 / 1_000_000 * 8
     assert f"estimated cost {credits:.2f} credits" in result.stderr
@@ -218,7 +205,7 @@ def test_budget_skips_what_would_exceed_it(
             for s in samples
         ],
     )
-    result = fillpipe(
+    result = run_fillpipe(
         "submit", str(manifest), "--budget-usd", "0", "--wait", env={**clean_environ, **stack.env}
     )
     assert result.returncode == 1
@@ -255,7 +242,7 @@ def test_manifest_in_s3_with_inputs_in_s3(stack, stack_rt, clean_environ, finetu
         content_type="application/x-ndjson",
     )
 
-    result = fillpipe("submit", str(manifest), "--wait", env={**clean_environ, **stack.env})
+    result = run_fillpipe("submit", str(manifest), "--wait", env={**clean_environ, **stack.env})
 
     assert result.returncode == 0, result.stderr
     batch_id = result.stdout.strip().splitlines()[-1]

@@ -1,12 +1,10 @@
 """The command line as a user meets it: help texts, exit codes, clear errors."""
 
-import subprocess
-import sys
-
 import pytest
 from click.testing import CliRunner
 
 from fillpipe.cli import main
+from tests.commands import run_fillpipe
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,20 +35,9 @@ def test_missing_settings_are_bad_usage_with_a_clear_message(clean_environ):
     assert "FILLPIPE_REDIS_URL is not set" in result.output
 
 
-def fillpipe(*args, env):
-    return subprocess.run(
-        [sys.executable, "-m", "fillpipe", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 @pytest.mark.integration
 def test_status_from_another_shell_reads_the_stack(stack, clean_environ):
     env = {**clean_environ, **stack.env}
-    unknown = fillpipe("status", "b-missing", env=env)
+    unknown = run_fillpipe("status", "b-missing", env=env)
     assert unknown.returncode == 2
     assert "no batch 'b-missing'" in unknown.stderr
