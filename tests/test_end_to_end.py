@@ -129,3 +129,32 @@ def test_results_from_another_shell_as_csv(stack, clean_environ, finished_batch)
         (sample.name, "stored", spec.output_uri)
         for sample, spec in zip(samples, specs, strict=True)
     ]
+
+
+def test_no_secret_reaches_any_log_or_output_metadata(stack, stack_rt, finished_batch):
+    """Every service's log of the whole run, and the stored objects' metadata, hold no
+    API key, signing key, S3 secret, webhook secret or redis password."""
+    specs = finished_batch[2]
+    env = stack.env
+    secrets = {
+        "provider key": env["FILLPIPE_PROVIDER_KEY"],
+        "S3 secret": env["AWS_SECRET_ACCESS_KEY"],
+        "emulator admin token": env["FILLPIPE_EMULATOR_ADMIN_TOKEN"],
+        "redis password": stack_rt.ledger.redis.connection_pool.connection_kwargs["password"],
+    }
+    secrets.update(
+        (f"signing key {n}", key.reveal()) for n, key in enumerate(stack_rt.settings.signing_keys)
+    )
+    for spec in specs:
+        secrets[f"webhook secret {spec.ref}"] = stack_rt.signer.webhook_secret(spec.ref, 1)
+    logs = {log.name: log.read_text(errors="replace") for log in stack.state.logs.glob("*.log")}
+    assert {"worker.log", "receiver.log", "emulator.log"} <= set(logs)
+    assert "callback for" in logs["receiver.log"]  # the logs did record the run
+    for name, secret in secrets.items():
+        assert secret and len(secret) >= 8, name
+        for log_name, text in logs.items():
+            assert secret not in text, f"{name} appears in {log_name}"
+    for spec in specs:
+        metadata = stack_rt.storage.fetch(S3Uri.parse(spec.output_uri)).metadata
+        assert not any(secret in str(metadata) for secret in secrets.values())
+        assert "sig=" not in str(metadata)
