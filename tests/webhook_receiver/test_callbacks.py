@@ -3,6 +3,8 @@
 import itertools
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from pipeline.ledger import Ledger
@@ -178,3 +180,33 @@ def test_oversized_body_is_413(client, signer, job, enqueued):
 
 def test_healthz(client):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+# What an HTTP client can put in a path segment and a header: printable ASCII.
+_printable = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    token=st.text(
+        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
+        min_size=1,
+        max_size=200,
+    ),
+    secret=st.text(alphabet=_printable, max_size=100),
+    body=st.binary(max_size=2000),
+    content_type=st.sampled_from(["application/json", "text/plain", "", "multipart/form-data"]),
+)
+def test_arbitrary_callbacks_never_get_in_or_crash(
+    client, ledger, job, enqueued, token, secret, body, content_type
+):
+    response = client.post(
+        f"/v1/callbacks/bfl/{token}",
+        content=body,
+        headers={"x-webhook-secret": secret, "content-type": content_type},
+    )
+    assert response.status_code == 401
+    assert enqueued == []
+    assert ledger.get(job).state is JobState.AWAITING_RESULT
