@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 8
 MAX_COUNTDOWN_S = 30.0
 NOT_READY_COUNTDOWN_S = 0.5
+NOT_READY_MAX_RETRIES = 120
 
 
 def backoff_s(retries: int) -> float:
@@ -55,6 +56,11 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
     try:
         state = jobs.collect_job(runtime(), ref, attempt)
     except jobs.NotReadyYet:
+        if self.request.retries >= NOT_READY_MAX_RETRIES:
+            # The submit task never finished its bookkeeping (it died mid-submit):
+            # stop polling here; the job's fate is the reconcile sweep's to decide.
+            log.warning("collect %s attempt %d: submit never recorded; giving up", ref, attempt)
+            return
         raise self.retry(countdown=NOT_READY_COUNTDOWN_S, max_retries=None) from None
     except RetryableError:
         if self.request.retries >= MAX_RETRIES:
