@@ -132,6 +132,19 @@ def test_dry_run_submits_nothing(stack, stack_rt, clean_environ, finetune_id, ph
     assert batch_ids(stack_rt) == before
 
 
+def photo_rows(folder, samples, finetune_id):
+    """One minimal manifest row per sample photo on disk, by absolute path."""
+    return [
+        {
+            "image": str(folder / f"{sample.name}.png"),
+            "mask": str(folder / f"{sample.name}+mask.png"),
+            "prompt": "p",
+            "finetune_id": finetune_id,
+        }
+        for sample in samples
+    ]
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
@@ -173,15 +186,7 @@ def test_dry_run_estimates_the_cost(stack, clean_environ, finetune_id, photos, t
     folder, samples = photos
     manifest = write_jsonl(
         tmp_path / "cost.jsonl",
-        [
-            {
-                "image": str(folder / f"{s.name}.png"),
-                "mask": str(folder / f"{s.name}+mask.png"),
-                "prompt": "p",
-                "finetune_id": finetune_id,
-            }
-            for s in samples
-        ],
+        photo_rows(folder, samples, finetune_id),
     )
     result = run_fillpipe("submit", str(manifest), "--dry-run", env={**clean_environ, **stack.env})
     assert result.returncode == 0, result.stderr
@@ -195,15 +200,7 @@ def test_budget_skips_what_would_exceed_it(
     folder, samples = photos
     manifest = write_jsonl(
         tmp_path / "budget.jsonl",
-        [
-            {
-                "image": str(folder / f"{s.name}.png"),
-                "mask": str(folder / f"{s.name}+mask.png"),
-                "prompt": "p",
-                "finetune_id": finetune_id,
-            }
-            for s in samples
-        ],
+        photo_rows(folder, samples, finetune_id),
     )
     result = run_fillpipe(
         "submit", str(manifest), "--budget-usd", "0", "--wait", env={**clean_environ, **stack.env}
