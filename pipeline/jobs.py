@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
+from pipeline.callbacks import CallbackReport
 from pipeline.delivery import ExpiredResultUrl
 from pipeline.errors import (
     AmbiguousSubmit,
@@ -53,6 +54,7 @@ class CallbackOutcome(Enum):
     COLLECT = "collect"  # first callback of the current attempt: enqueue collect
     DUPLICATE = "duplicate"  # seen before: acknowledge, do nothing
     STALE = "stale"  # an older attempt, or the job is finished: acknowledge
+    PENDING = "pending"  # the provider says the task is still running: acknowledge
     UNKNOWN = "unknown"  # no such job: answer 404
 
 
@@ -159,13 +161,17 @@ def _submit_body(
 # -- callback --------------------------------------------------------------------------
 
 
-def accept_callback(ledger: Ledger, claim: CallbackClaim) -> CallbackOutcome:
-    """Decide what a verified callback means for its job; records the first one."""
+def accept_callback(
+    ledger: Ledger, claim: CallbackClaim, report: CallbackReport
+) -> CallbackOutcome:
+    """Decide what a verified callback means for its job; records the first final one."""
     record = ledger.get(claim.ref)
     if record is None:
         return CallbackOutcome.UNKNOWN
     if record.attempt != claim.attempt or record.state not in _ACTIVE:
         return CallbackOutcome.STALE
+    if not report.is_final:
+        return CallbackOutcome.PENDING
     if not ledger.mark_callback(claim.ref, claim.attempt):
         return CallbackOutcome.DUPLICATE
     return CallbackOutcome.COLLECT

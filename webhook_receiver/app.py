@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from pipeline.callbacks import MalformedCallback, parse_callback
 from pipeline.errors import VerificationError
 from pipeline.jobs import CallbackOutcome, accept_callback
 from pipeline.ledger import Ledger
@@ -64,7 +65,12 @@ def create_app(
         except VerificationError as error:
             log.info("callback rejected: %s", error)
             return _answer(401, "unauthorized")
-        outcome = await run_in_threadpool(accept_callback, ledger, claim)
+        try:
+            report = parse_callback(body)
+        except MalformedCallback as error:
+            log.info("callback for %s rejected: %s", claim.ref, error)
+            return _answer(400, "malformed callback body")
+        outcome = await run_in_threadpool(accept_callback, ledger, claim, report)
         if outcome is CallbackOutcome.UNKNOWN:
             return _answer(404, "not found")
         if outcome is CallbackOutcome.COLLECT:

@@ -6,9 +6,11 @@ import json
 import pytest
 
 from pipeline import jobs, reports
+from pipeline.callbacks import CallbackReport
 from pipeline.errors import RetryableError
 from pipeline.jobs import CallbackOutcome
 from pipeline.models import JobRef, JobState
+from pipeline.provider import TaskStatus
 from pipeline.signing import CallbackClaim
 from pipeline.storage import S3Uri
 from tests.pipeline.fakes import decoded, png
@@ -99,13 +101,22 @@ def test_ambiguous_submit_waits_then_makes_a_new_attempt(rt, new_job, fake, cloc
     assert rt.ledger.get(ref).attempt == 2
 
 
+READY = CallbackReport(task_id="t-1", status=TaskStatus.READY)
+
+
 def test_callbacks_are_deduplicated_and_stale_ones_ignored(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
-    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1)) is CallbackOutcome.COLLECT
-    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1)) is CallbackOutcome.DUPLICATE
-    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 2)) is CallbackOutcome.STALE
+    running = CallbackReport(task_id="t-1", status=TaskStatus.PENDING)
+    assert (
+        jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1), running) is CallbackOutcome.PENDING
+    )
+    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1), READY) is CallbackOutcome.COLLECT
+    assert (
+        jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1), READY) is CallbackOutcome.DUPLICATE
+    )
+    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 2), READY) is CallbackOutcome.STALE
     unknown = CallbackClaim(ref.__class__(ref.batch_id, "nope"), 1)
-    assert jobs.accept_callback(rt.ledger, unknown) is CallbackOutcome.UNKNOWN
+    assert jobs.accept_callback(rt.ledger, unknown, READY) is CallbackOutcome.UNKNOWN
 
 
 def test_collect_stores_once_with_tags_and_metadata(rt, new_job, fake):

@@ -207,6 +207,7 @@ def test_arbitrary_callbacks_never_get_in_or_crash(
         content=body,
         headers={"x-webhook-secret": secret, "content-type": content_type},
     )
-    assert response.status_code == 401
+    # 404 only when the client normalises a "." or ".." token away and no route matches.
+    assert response.status_code in (401, 404)
     assert enqueued == []
     assert ledger.get(job).state is JobState.AWAITING_RESULT
