@@ -1,4 +1,4 @@
-"""Batch commands: `status`, `results`, `retry` and `cancel`."""
+"""Batch commands: `status`, `results`, `retry`, `cancel`, and `resume` for the account."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from typing import Literal
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fillpipe.progress import wait_for_batch
 from pipeline.errors import InputError
-from pipeline.ledger import BatchSummary, Ledger
+from pipeline.ledger import AccountState, BatchSummary, Ledger
 from pipeline.models import CREDITS_PER_USD, JobState
 from pipeline.reports import RESULT_FIELDS, result_row
 from pipeline.settings import Settings
-from workers.app import create_celery_app, enqueue_submits
+from workers.app import create_celery_app, request_dispatch
 
 ResultFormat = Literal["jsonl", "csv"]
 
@@ -44,14 +45,16 @@ def show_status(
     batch_id: str, environ: Mapping[str, str], *, as_json: bool, watch: bool = False
 ) -> None:
     """Print the batch's summary (after live progress until it ends, with `watch`)."""
+    slots = Settings.from_environ(environ).provider_slots
     with _ledger(environ) as ledger:
         summary = _require_summary(ledger, batch_id)
         if watch:
-            summary = wait_for_batch(ledger, batch_id, Console(stderr=True))
+            summary = wait_for_batch(ledger, batch_id, Console(stderr=True), slots=slots)
+        account = ledger.account()
     if as_json:
-        click.echo(json.dumps(summary_json(summary)))
+        click.echo(json.dumps(summary_json(summary, account, slots)))
     else:
-        Console().print(summary_table(summary))
+        Console().print(summary_table(summary, account, slots))
 
 
 def print_results(batch_id: str, environ: Mapping[str, str], *, fmt: ResultFormat) -> None:
@@ -74,8 +77,21 @@ def retry_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     with _ledger(environ) as ledger:
         _require_summary(ledger, batch_id)
         refs = ledger.requeue_failed(batch_id)
-    enqueue_submits(create_celery_app(settings), refs)
+    request_dispatch(create_celery_app(settings))
     click.echo(f"batch {batch_id}: {len(refs)} failed jobs queued again")
+
+
+def resume_account(environ: Mapping[str, str]) -> None:
+    """Lift a pause of the provider account (after a 402 or a refused key)."""
+    settings = Settings.from_environ(environ)
+    with _ledger(environ) as ledger:
+        reason = ledger.paused_reason()
+        ledger.resume()
+    request_dispatch(create_celery_app(settings))
+    if reason is None:
+        click.echo("the provider account was not paused; dispatching anyway")
+    else:
+        click.echo(f"resumed (was paused: {reason})")
 
 
 def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
@@ -86,7 +102,7 @@ def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     click.echo(f"batch {batch_id}: {cancelled} queued jobs cancelled; in-flight jobs will finish")
 
 
-def summary_json(summary: BatchSummary) -> dict[str, object]:
+def summary_json(summary: BatchSummary, account: AccountState, slots: int) -> dict[str, object]:
     return {
         "batch": summary.batch_id,
         "total": summary.total,
@@ -95,15 +111,26 @@ def summary_json(summary: BatchSummary) -> dict[str, object]:
         "counts": {state.value: summary.counts.get(state, 0) for state in JobState},
         "cost_credits": summary.cost_credits,
         "cost_usd": round(summary.cost_credits / CREDITS_PER_USD, 4),
+        "priority": summary.priority,
+        "cancelled": summary.cancelled,
+        "account": {
+            "slots": slots,
+            "slots_in_use": account.slots_in_use,
+            "paused": account.paused_reason,
+            "cooldown_s": round(account.cooldown_s, 3),
+        },
     }
 
 
-def summary_table(summary: BatchSummary) -> Table:
+def summary_table(summary: BatchSummary, account: AccountState, slots: int) -> Table:
     table = Table(title=f"batch {summary.batch_id}: {summary.finished}/{summary.total} finished")
     table.add_column("state")
     table.add_column("jobs", justify="right")
     for state in JobState:
         table.add_row(state.value, str(summary.counts.get(state, 0)))
     cost_usd = summary.cost_credits / CREDITS_PER_USD
-    table.caption = f"cost so far: {summary.cost_credits:g} credits (${cost_usd:.2f})"
+    table.caption = (
+        f"cost so far: {summary.cost_credits:g} credits (${cost_usd:.2f}); "
+        f"provider {escape(account.describe(slots))}"
+    )
     return table

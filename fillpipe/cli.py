@@ -100,8 +100,21 @@ def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
     default=None,
     help="Read every image and mask before submitting (default: for batches of up to 200).",
 )
+@click.option(
+    "--priority",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="The batch's share of free provider slots relative to other running batches "
+    "(a batch of priority 4 gets 4 slots for every 1 of a priority-1 batch).",
+)
 def submit(
-    manifest: str, dry_run: bool, wait: bool, budget_usd: float | None, check_inputs: bool | None
+    manifest: str,
+    dry_run: bool,
+    wait: bool,
+    budget_usd: float | None,
+    check_inputs: bool | None,
+    priority: int,
 ) -> None:
     """Validate a manifest (JSON Lines or CSV, local or s3://) and submit it as one batch.
 
@@ -112,7 +125,7 @@ def submit(
     """
     from fillpipe.submit import SubmitOptions, run_submit
 
-    options = SubmitOptions(dry_run, wait, budget_usd, check_inputs)
+    options = SubmitOptions(dry_run, wait, budget_usd, check_inputs, priority)
     _exit_on_known_errors(lambda: run_submit(manifest, os.environ, options))
 
 
@@ -155,6 +168,18 @@ def retry(batch: str) -> None:
     from fillpipe.batches import retry_batch
 
     _exit_on_known_errors(lambda: retry_batch(batch, os.environ))
+
+
+@main.command()
+def resume() -> None:
+    """Let submissions start again after the provider account was paused.
+
+    fillpipe pauses every batch when the provider answers 402 (no credits) or refuses
+    the API key; top up or fix the key, then run this.
+    """
+    from fillpipe.batches import resume_account
+
+    _exit_on_known_errors(lambda: resume_account(os.environ))
 
 
 @main.command()

@@ -34,7 +34,7 @@ from pipeline.reports import write_results
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.storage import S3Uri
-from workers.app import create_celery_app, enqueue_submits
+from workers.app import create_celery_app, request_dispatch
 
 DEMO_TIMEOUT_S = 600.0
 FINETUNE_TIMEOUT_S = 120.0
@@ -80,9 +80,15 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path, console: Console) -> int:
         for index, sample in enumerate(samples, start=1)
     ]
     create_batch(rt, batch_id, specs)
-    enqueue_submits(create_celery_app(rt.settings), [spec.ref for spec in specs])
+    request_dispatch(create_celery_app(rt.settings))
     console.print(f"Batch [bold]{batch_id}[/bold]: {len(specs)} jobs submitted.")
-    wait_for_batch(rt.ledger, batch_id, console, timeout_s=DEMO_TIMEOUT_S)
+    wait_for_batch(
+        rt.ledger,
+        batch_id,
+        console,
+        timeout_s=DEMO_TIMEOUT_S,
+        slots=rt.settings.provider_slots,
+    )
     records = list(rt.ledger.jobs(batch_id))
     results_uri = write_results(rt, batch_id)
     console.print(_summary_table(records))

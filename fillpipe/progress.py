@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -38,7 +39,12 @@ class BatchTimeout(FillpipeError):
 
 
 def wait_for_batch(
-    ledger: Ledger, batch_id: str, console: Console, *, timeout_s: float | None = None
+    ledger: Ledger,
+    batch_id: str,
+    console: Console,
+    *,
+    timeout_s: float | None = None,
+    slots: int | None = None,
 ) -> BatchSummary:
     """Show progress until every job of the batch has ended; return the final counts."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -63,7 +69,7 @@ def wait_for_batch(
                 bar,
                 total=summary.total,
                 completed=summary.finished,
-                description=describe_counts(summary),
+                description=describe_counts(summary, ledger, slots),
                 cost=f"${summary.cost_credits / CREDITS_PER_USD:.2f}",
             )
             if summary.done:
@@ -76,5 +82,9 @@ def wait_for_batch(
             time.sleep(POLL_INTERVAL_S)
 
 
-def describe_counts(summary: BatchSummary) -> str:
-    return " ".join(f"{state.value}={count}" for state, count in summary.counts.items())
+def describe_counts(summary: BatchSummary, ledger: Ledger, slots: int | None) -> str:
+    """Jobs per state; the provider slots in use, and why nothing is submitted if so."""
+    counts = " ".join(f"{state.value}={count}" for state, count in summary.counts.items())
+    if slots is None:
+        return counts
+    return f"{counts} | {escape(ledger.account().describe(slots))}"

@@ -16,12 +16,12 @@ import click
 from rich.console import Console
 
 from fillpipe.progress import wait_for_batch
-from pipeline.batches import batch_refs, create_batch, new_batch_id
+from pipeline.batches import create_batch, new_batch_id
 from pipeline.errors import InputError
 from pipeline.images import check_edit_inputs
 from pipeline.inputs import InputUploader, local_path, read_local
 from pipeline.jobs import MAX_INPUT_BYTES
-from pipeline.ledger import BatchSummary
+from pipeline.ledger import DEFAULT_PRIORITY, BatchSummary
 from pipeline.manifest import (
     ManifestFormat,
     ManifestInvalid,
@@ -35,7 +35,7 @@ from pipeline.models import CREDITS_PER_USD, JobRef, JobSpec, JobState
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.storage import S3_SCHEME, S3Uri
-from workers.app import create_celery_app, enqueue_submits
+from workers.app import create_celery_app, request_dispatch
 
 EXIT_FAILURE = 1
 # Without --check-inputs/--no-check-inputs, batches up to this size have every image
@@ -52,6 +52,7 @@ class SubmitOptions:
     wait: bool = False
     budget_usd: float | None = None
     check_inputs: bool | None = None
+    priority: int = DEFAULT_PRIORITY
 
 
 def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions) -> None:
@@ -74,10 +75,13 @@ def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions
             click.echo(f"{manifest}: {count} rows valid; nothing submitted (--dry-run)")
             return
         budget = None if options.budget_usd is None else options.budget_usd * CREDITS_PER_USD
-        batch_id = _create(rt, manifest, fmt, budget_credits=budget)
+        batch_id = _create(rt, manifest, fmt, budget_credits=budget, priority=options.priority)
         click.echo(batch_id)
-        if options.wait and _failed(wait_for_batch(rt.ledger, batch_id, Console(stderr=True))):
-            raise SystemExit(EXIT_FAILURE)
+        if options.wait:
+            console = Console(stderr=True)
+            summary = wait_for_batch(rt.ledger, batch_id, console, slots=settings.provider_slots)
+            if _failed(summary):
+                raise SystemExit(EXIT_FAILURE)
     finally:
         rt.close()
 
@@ -139,15 +143,21 @@ def _missing_files(source: str, row: ManifestRow, base_dir: Path) -> Iterator[Pr
 
 
 def _create(
-    rt: Runtime, manifest: str, fmt: ManifestFormat, *, budget_credits: float | None
+    rt: Runtime,
+    manifest: str,
+    fmt: ManifestFormat,
+    *,
+    budget_credits: float | None,
+    priority: int,
 ) -> str:
-    """Pass 2: upload local inputs, record the batch, enqueue every job."""
+    """Pass 2: upload local inputs, record the batch in line for the dispatcher, and
+    wake the dispatcher (one message, whatever the batch's size)."""
     batch_id = new_batch_id(rt.clock)
     uploader = InputUploader(rt.storage, rt.settings.bucket, _base_dir(manifest))
     with _rows(rt, manifest, fmt) as rows:
         specs = (_spec(rt, batch_id, row, uploader) for row in rows)
-        create_batch(rt, batch_id, specs, budget_credits=budget_credits)
-    enqueue_submits(create_celery_app(rt.settings), batch_refs(rt, batch_id))
+        create_batch(rt, batch_id, specs, budget_credits=budget_credits, priority=priority)
+    request_dispatch(create_celery_app(rt.settings))
     return batch_id
 
 

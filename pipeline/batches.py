@@ -7,7 +7,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from pipeline.models import JobRef, JobSpec
+from pipeline.ledger import DEFAULT_PRIORITY
+from pipeline.models import JobSpec
 from pipeline.runtime import Runtime
 from pipeline.storage import S3Uri
 
@@ -31,7 +32,12 @@ def default_output_uri(rt: Runtime, batch_id: str, job_id: str, extension: str) 
 
 
 def create_batch(
-    rt: Runtime, batch_id: str, specs: Iterable[JobSpec], *, budget_credits: float | None = None
+    rt: Runtime,
+    batch_id: str,
+    specs: Iterable[JobSpec],
+    *,
+    budget_credits: float | None = None,
+    priority: int = DEFAULT_PRIORITY,
 ) -> int:
     """Record every job as queued and store the validated manifest; return the count.
 
@@ -45,7 +51,9 @@ def create_batch(
                 manifest.write(spec.to_json().encode() + b"\n")
                 yield spec
 
-        count = rt.ledger.create_batch(batch_id, recorded(), budget_credits=budget_credits)
+        count = rt.ledger.create_batch(
+            batch_id, recorded(), budget_credits=budget_credits, priority=priority
+        )
         manifest.seek(0)
         rt.storage.upload(
             S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"),
@@ -53,8 +61,3 @@ def create_batch(
             content_type="application/x-ndjson",
         )
     return count
-
-
-def batch_refs(rt: Runtime, batch_id: str) -> Iterator[JobRef]:
-    """The batch's jobs in manifest order, streamed from the ledger."""
-    return (JobRef(batch_id, job_id) for job_id in rt.ledger.job_ids(batch_id))

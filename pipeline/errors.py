@@ -10,8 +10,10 @@
     ├── AmbiguousSubmit             5xx or read timeout on the paid POST: the task may
     │                               exist and be billed; never re-POST blindly
     ├── PermanentError              repeating cannot help: fail the job
-    │   ├── ProviderRejected        4xx the provider explained (422 detail, 400, 401/403)
-    │   ├── OutOfCredits            402: pause the account's batches
+    │   ├── ProviderRejected        4xx the provider explained (422 detail, 400)
+    │   ├── AccountProblem          the account cannot submit: pause every batch
+    │   │   ├── OutOfCredits        402: top up, then `fillpipe resume`
+    │   │   └── KeyRejected         401/403: fix the API key, then `fillpipe resume`
     │   ├── ResultUnavailable       the task ended without a usable result
     │   └── UnsafeResult            a result URL or body that must not be fetched or stored
     └── VerificationError           a callback failed a check (token, secret, signature);
@@ -80,8 +82,16 @@ class ProviderRejected(PermanentError):
         return f"provider answered {self.status_code}: {self.message}"
 
 
-class OutOfCredits(PermanentError):
+class AccountProblem(PermanentError):
+    """The provider account cannot take submissions until someone acts: pause, not fail."""
+
+
+class OutOfCredits(AccountProblem):
     """The provider account has no credits left (402)."""
+
+
+class KeyRejected(AccountProblem):
+    """The provider refused the API key (401/403)."""
 
 
 class ResultUnavailable(PermanentError):

@@ -10,16 +10,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from pipeline.callbacks import CallbackReport
 from pipeline.delivery import ExpiredResultUrl
 from pipeline.errors import (
+    AccountProblem,
     AmbiguousSubmit,
-    FillpipeError,
     InputError,
     PermanentError,
+    ProviderUnavailable,
+    RateLimited,
     ResultUnavailable,
     RetryableError,
     UnsafeResult,
@@ -35,80 +37,111 @@ from pipeline.storage import PutOutcome, S3Uri
 log = logging.getLogger(__name__)
 
 MAX_INPUT_BYTES = 40 * 1024 * 1024
-# After this long without a callback, the reconcile sweep polls the task.
-CALLBACK_LATE_S = 60.0
-# After an ambiguous submit, how long to wait for a callback or poll before a new attempt.
-AMBIGUOUS_SUBMIT_DEADLINE_S = 600.0
+# A job whose inputs could not be read this many times in a row fails.
+MAX_INPUT_TROUBLES = 8
+# Backoff of the whole account after the provider could not be reached: 2**n s, capped.
+MAX_COOLDOWN_S = 60.0
 TAG_BATCH, TAG_JOB, TAG_FINETUNE = "fillpipe-batch", "fillpipe-job", "fillpipe-finetune"
 _ACTIVE = (JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING)
 _FORMAT_TYPES = {"JPEG": CONTENT_TYPES["jpeg"], "PNG": CONTENT_TYPES["png"], "WEBP": "image/webp"}
+_UNCHARGED = (TaskStatus.REQUEST_MODERATED, TaskStatus.CONTENT_MODERATED)
 
 
 class NotReadyYet(RetryableError):
     """The callback beat the submit task's bookkeeping; collect again shortly."""
 
 
+class ResultLost(ResultUnavailable):
+    """The provider no longer has a finished task's result (unknown task, expired URL)."""
+
+
 class CallbackOutcome(Enum):
     """What the receiver should do with a verified callback."""
 
-    COLLECT = "collect"  # first callback of the current attempt: enqueue collect
+    COLLECT = "collect"  # first final callback of the current attempt: enqueue collect
     DUPLICATE = "duplicate"  # seen before: acknowledge, do nothing
     STALE = "stale"  # an older attempt, or the job is finished: acknowledge
     PENDING = "pending"  # the provider says the task is still running: acknowledge
     UNKNOWN = "unknown"  # no such job: answer 404
 
 
+# -- dispatch --------------------------------------------------------------------------
+
+
+def dispatch(rt: Runtime) -> list[tuple[JobRef, int]]:
+    """Lease every free provider slot to the next queued jobs; return them with their
+    attempts, each to be sent to a submit task."""
+    return rt.ledger.dispatch(
+        capacity=rt.settings.provider_slots, deadline_s=rt.settings.deadlines.dispatch_late_s
+    )
+
+
 # -- submit ----------------------------------------------------------------------------
 
 
-def submit_job(rt: Runtime, ref: JobRef) -> JobState | None:
-    """Submit a queued job to the provider; return its new state (None if not queued).
+def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
+    """Submit a dispatched job to the provider; return its new state (None: not ours).
 
-    Raises `RetryableError` after putting the job back in `queued` when S3 or the
-    provider cannot be reached or is at its limit; the caller retries later.
+    Trouble that may pass (S3 or the provider unreachable, the provider at its limit)
+    puts the job back at the front of its line and cools the dispatcher down; a 402 or
+    a refused key pauses the account. Nothing here waits or retries: the dispatcher does.
     """
+    record = rt.ledger.get(ref)
+    if record is None or record.state is not JobState.DISPATCHED or record.attempt != attempt:
+        return None
     if rt.ledger.is_cancelled(ref.batch_id):
-        rt.ledger.transition(ref, from_states=[JobState.QUEUED], to_state=JobState.CANCELLED)
-        return None
-    begun = rt.ledger.transition(
-        ref, from_states=[JobState.QUEUED], to_state=JobState.SUBMITTING, new_attempt=True
-    )
-    if not begun.applied:
-        return None
-    attempt = begun.attempt
+        message = "cancelled before it was submitted"
+        return _finish(rt, ref, attempt, JobState.CANCELLED, message)
     try:
-        body, image = _submit_body(rt, _require(rt, ref), attempt)
+        body, image = _submit_body(rt, record, attempt)
     except InputError as error:
         return _finish(rt, ref, attempt, JobState.INVALID_INPUT, str(error))
-    except RetryableError:
-        _requeue(rt, ref, attempt)
-        raise
+    except RetryableError as error:
+        return _input_trouble(rt, record, error)
     estimate = estimate_credits(rt, image)
     reserved = rt.ledger.reserve_budget(ref.batch_id, estimate)
     if reserved is None:
         message = f"skipped: its ~{estimate:.2f} credits would take the batch over its budget"
         return _finish(rt, ref, attempt, JobState.SKIPPED_BUDGET, message)
+    begun = rt.ledger.transition(
+        ref,
+        from_states=[JobState.DISPATCHED],
+        to_state=JobState.SUBMITTING,
+        attempt=attempt,
+        late_at=rt.clock() + rt.settings.deadlines.submit_late_s,
+    )
+    if not begun.applied:  # the reconcile sweep put it back in line meanwhile
+        rt.ledger.release_budget(ref.batch_id, reserved)
+        return None
     try:
         submission = rt.provider.submit(body)
-    except RetryableError:
+    except (RateLimited, ProviderUnavailable) as error:
         rt.ledger.release_budget(ref.batch_id, reserved)
-        _requeue(rt, ref, attempt)
-        raise
+        retry_after = error.retry_after_s if isinstance(error, RateLimited) else None
+        rt.ledger.cool_down(retry_after or _backoff_s(rt.ledger.provider_trouble()))
+        return _back_in_line(rt, ref, attempt, JobState.SUBMITTING, str(error))
+    except AccountProblem as error:
+        rt.ledger.release_budget(ref.batch_id, reserved)
+        rt.ledger.pause(str(error))
+        log.error("provider account paused: %s", error)
+        return _back_in_line(rt, ref, attempt, JobState.SUBMITTING, str(error))
     except AmbiguousSubmit as error:
-        # The task may exist and be billed, so its reservation stays spent.
+        # The task may exist and be billed: its reservation stays spent and its slot
+        # held, and its callback (the token names this attempt) is awaited.
         log.warning("job %s attempt %d: ambiguous submit (%s)", ref, attempt, error)
         rt.ledger.transition(
             ref,
             from_states=[JobState.SUBMITTING],
             to_state=JobState.AWAITING_RESULT,
             attempt=attempt,
-            fields={"error": str(error)},
-            late_at=rt.clock() + AMBIGUOUS_SUBMIT_DEADLINE_S,
+            fields={"error": f"submit outcome unknown ({error}); awaiting its callback"},
+            late_at=rt.clock() + rt.settings.deadlines.ambiguous_submit_s,
         )
         return JobState.AWAITING_RESULT
     except PermanentError as error:
         rt.ledger.release_budget(ref.batch_id, reserved)
         return _finish(rt, ref, attempt, JobState.FAILED, str(error))
+    rt.ledger.provider_fine()
     rt.ledger.transition(
         ref,
         from_states=[JobState.SUBMITTING],
@@ -118,9 +151,10 @@ def submit_job(rt: Runtime, ref: JobRef) -> JobState | None:
             "provider_task_id": submission.task_id,
             "polling_url": submission.polling_url,
             "cost_credits": submission.cost_credits,
+            "input_troubles": None,
         },
         cost_credits=submission.cost_credits if submission.cost_credits is not None else estimate,
-        late_at=rt.clock() + CALLBACK_LATE_S,
+        late_at=rt.clock() + rt.settings.deadlines.callback_late_s,
     )
     rt.ledger.release_budget(ref.batch_id, reserved)
     return JobState.AWAITING_RESULT
@@ -131,10 +165,41 @@ def estimate_credits(rt: Runtime, image: ImageInfo) -> float:
     return image.megapixels * rt.settings.price_credits_per_mp
 
 
-def _requeue(rt: Runtime, ref: JobRef, attempt: int) -> None:
-    rt.ledger.transition(
-        ref, from_states=[JobState.SUBMITTING], to_state=JobState.QUEUED, attempt=attempt
+def _backoff_s(streak: int) -> float:
+    """Seconds to wait after `streak` failures in a row to reach the provider."""
+    return min(MAX_COOLDOWN_S, 2.0 ** max(0, streak - 1))
+
+
+def _back_in_line(
+    rt: Runtime, ref: JobRef, attempt: int, state: JobState, reason: str
+) -> JobState | None:
+    """Put a job that was not submitted back at the front of its batch's line."""
+    moved = rt.ledger.transition(
+        ref,
+        from_states=[state],
+        to_state=JobState.QUEUED,
+        attempt=attempt,
+        fields={"error": reason},
     )
+    return JobState.QUEUED if moved.applied else None
+
+
+def _input_trouble(rt: Runtime, record: JobRecord, error: RetryableError) -> JobState | None:
+    """Its inputs could not be read just now: back in line, or failed after many tries."""
+    ref, attempt = record.ref, record.attempt
+    troubles = record.input_troubles + 1
+    if troubles >= MAX_INPUT_TROUBLES:
+        message = f"could not read its inputs after {troubles} tries: {error}"
+        return _finish(rt, ref, attempt, JobState.FAILED, message)
+    rt.ledger.cool_down(_backoff_s(troubles))
+    moved = rt.ledger.transition(
+        ref,
+        from_states=[JobState.DISPATCHED],
+        to_state=JobState.QUEUED,
+        attempt=attempt,
+        fields={"error": str(error), "input_troubles": troubles},
+    )
+    return JobState.QUEUED if moved.applied else None
 
 
 def _submit_body(
@@ -165,16 +230,10 @@ def accept_callback(
     ledger: Ledger, claim: CallbackClaim, report: CallbackReport
 ) -> CallbackOutcome:
     """Decide what a verified callback means for its job; records the first final one."""
-    record = ledger.get(claim.ref)
-    if record is None:
-        return CallbackOutcome.UNKNOWN
-    if record.attempt != claim.attempt or record.state not in _ACTIVE:
-        return CallbackOutcome.STALE
-    if not report.is_final:
-        return CallbackOutcome.PENDING
-    if not ledger.mark_callback(claim.ref, claim.attempt):
-        return CallbackOutcome.DUPLICATE
-    return CallbackOutcome.COLLECT
+    answer = ledger.accept_callback(
+        claim.ref, claim.attempt, final=report.is_final, task_id=report.task_id
+    )
+    return CallbackOutcome(answer)
 
 
 # -- collect ---------------------------------------------------------------------------
@@ -183,27 +242,42 @@ def accept_callback(
 def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     """Read the task's result from the provider and store it; return the new state.
 
-    The callback only says "look now": the outcome is what `polling_url` reports.
+    The callback only says "look now": the outcome is what the task's polling URL
+    reports. The job's slot is given back as soon as the provider says the task ended,
+    before the download, so the dispatcher can fill it at once.
     """
     record = rt.ledger.get(ref)
     if record is None or record.attempt != attempt or record.state.is_terminal:
         return None
-    if record.state is JobState.SUBMITTING:
+    if record.state in (JobState.DISPATCHED, JobState.SUBMITTING):
         raise NotReadyYet(f"job {ref} attempt {attempt} is still being submitted")
-    if record.polling_url is None:
-        return None  # an ambiguous submit: the reconcile sweep decides
+    polling_url = _polling_url(rt, record)
+    if polling_url is None:
+        return None  # an ambiguous submit nothing has named yet: the sweep decides
     taken = rt.ledger.transition(
         ref,
         from_states=[JobState.AWAITING_RESULT, JobState.COLLECTING],
         to_state=JobState.COLLECTING,
         attempt=attempt,
+        late_at=rt.clock() + rt.settings.deadlines.collect_late_s,
     )
     if not taken.applied:
         return None
     try:
-        return _collect(rt, record, record.polling_url)
+        return _collect(rt, record, polling_url)
+    except ResultLost as error:
+        return _lost(rt, record, error)
     except (PermanentError, InputError) as error:
         return _finish(rt, ref, attempt, JobState.FAILED, str(error))
+
+
+def _polling_url(rt: Runtime, record: JobRecord) -> str | None:
+    """The URL the submit answered with; else one for the task id its callback named."""
+    if record.polling_url:
+        return record.polling_url
+    if record.provider_task_id:
+        return rt.provider.fallback_polling_url(record.provider_task_id)
+    return None
 
 
 def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
@@ -211,9 +285,31 @@ def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
     if result.status is TaskStatus.PENDING:
         release_collect(rt, record.ref, record.attempt)  # the callback came early
         return JobState.AWAITING_RESULT
+    rt.ledger.release_slot(record.ref, record.attempt)  # the provider's task has ended
+    if result.status is TaskStatus.NOT_FOUND:
+        raise ResultLost("the provider no longer knows the task")
     if result.status is not TaskStatus.READY:
-        raise ResultUnavailable(_failure_text(result))
+        refund = record.cost_credits if result.status in _UNCHARGED else None
+        return _finish(
+            rt,
+            record.ref,
+            record.attempt,
+            JobState.FAILED,
+            _failure_text(result),
+            refund_credits=refund,
+        )
     return _store_result(rt, record, polling_url, result)
+
+
+def _lost(rt: Runtime, record: JobRecord, error: ResultLost) -> JobState | None:
+    """The provider lost the result: submit again or fail, as `ON_LOST_RESULT` says."""
+    if rt.settings.on_lost_result == "resubmit":
+        log.warning("job %s attempt %d: %s; submitting again", record.ref, record.attempt, error)
+        return _back_in_line(
+            rt, record.ref, record.attempt, JobState.COLLECTING, f"{error}; submitted again"
+        )
+    message = f"{error}; `fillpipe retry {record.ref.batch_id}` submits it again (paid again)"
+    return _finish(rt, record.ref, record.attempt, JobState.FAILED, message)
 
 
 def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: TaskResult) -> JobState:
@@ -248,7 +344,9 @@ def _download(rt: Runtime, polling_url: str, result: TaskResult) -> bytes:
     except ExpiredResultUrl:
         fresh = rt.provider.get_result(polling_url)
         if fresh.sample_url is None:
-            raise
+            raise ResultLost(
+                f"its result URL expired and the provider reports {fresh.status}"
+            ) from None
         return rt.fetcher.fetch(fresh.sample_url)
 
 
@@ -299,72 +397,86 @@ def _failure_text(result: TaskResult) -> str:
 # -- shared ----------------------------------------------------------------------------
 
 
-def _finish(rt: Runtime, ref: JobRef, attempt: int, state: JobState, error: str) -> JobState:
+def _finish(
+    rt: Runtime,
+    ref: JobRef,
+    attempt: int,
+    state: JobState,
+    error: str,
+    *,
+    refund_credits: float | None = None,
+) -> JobState:
     log.info("job %s attempt %d ends %s: %s", ref, attempt, state.value, error)
     rt.ledger.transition(
-        ref, from_states=_ACTIVE, to_state=state, attempt=attempt, fields={"error": error}
+        ref,
+        from_states=[JobState.DISPATCHED, *_ACTIVE],
+        to_state=state,
+        attempt=attempt,
+        fields={"error": error},
+        cost_credits=-refund_credits if refund_credits else None,
     )
     return state
 
 
-def _require(rt: Runtime, ref: JobRef) -> JobRecord:
-    record = rt.ledger.get(ref)
-    if record is None:
-        raise FillpipeError(f"job {ref} vanished from the ledger")
-    return record
-
-
 @dataclass(frozen=True)
 class ReconcilePlan:
-    """What the reconcile sweep found: jobs to poll now, jobs to submit again."""
+    """What the reconcile sweep did: jobs it wants polled now, jobs it put back in line."""
 
-    collect: list[tuple[JobRef, int]]
-    resubmit: list[JobRef]
+    collect: list[tuple[JobRef, int]] = field(default_factory=list)
+    requeued: list[JobRef] = field(default_factory=list)
+    ambiguous: list[JobRef] = field(default_factory=list)
 
 
 def plan_reconcile(rt: Runtime) -> ReconcilePlan:
-    """Jobs whose callback is late: poll those with a polling URL; re-queue the others.
+    """Act on every job that is late for its step (see `Deadlines`).
 
-    A job without a polling URL had an ambiguous submit; once its deadline has passed
-    with neither callback nor poll showing the task, a new attempt is made.
+    dispatched      its submit never began (lost message): back in line, slot freed
+    submitting      no outcome recorded (the worker died mid-POST): ambiguous, awaited
+    awaiting_result polled when its task is known; an ambiguous submit that nothing
+                    named by its deadline gets a new attempt
+    collecting      the collect died: collect again
+
+    Each job is re-filed before it is returned, so the next sweep does not repeat it.
     """
-    collect: list[tuple[JobRef, int]] = []
-    resubmit: list[JobRef] = []
+    plan = ReconcilePlan()
     now = rt.clock()
+    deadlines = rt.settings.deadlines
     for ref in rt.ledger.late_jobs(now):
         record = rt.ledger.get(ref)
-        if record is None or record.state is not JobState.AWAITING_RESULT:
+        if record is None or not record.state.holds_slot:
+            rt.ledger.unfile(ref)
             continue
-        # Re-file before polling, so the next sweep does not poll the same job again.
-        next_state, late_at = (
-            (JobState.AWAITING_RESULT, now + CALLBACK_LATE_S)
-            if record.polling_url
-            else (JobState.QUEUED, None)
-        )
-        moved = rt.ledger.transition(
-            ref,
-            from_states=[JobState.AWAITING_RESULT],
-            to_state=next_state,
-            attempt=record.attempt,
-            late_at=late_at,
-        )
-        if not moved.applied:
-            continue
-        if record.polling_url:
-            collect.append((ref, record.attempt))
+        attempt, state = record.attempt, record.state
+        if state is JobState.DISPATCHED:
+            if _back_in_line(rt, ref, attempt, state, "its submit never began; back in line"):
+                plan.requeued.append(ref)
+        elif state is JobState.SUBMITTING:
+            moved = rt.ledger.transition(
+                ref,
+                from_states=[state],
+                to_state=JobState.AWAITING_RESULT,
+                attempt=attempt,
+                fields={"error": "its submit stopped midway; awaiting a callback naming it"},
+                late_at=now + deadlines.ambiguous_submit_s,
+            )
+            if moved.applied:
+                plan.ambiguous.append(ref)
+        elif _polling_url(rt, record) is None:
+            reason = "no sign of the task by its deadline; submitting a new attempt"
+            if _back_in_line(rt, ref, attempt, state, reason):
+                plan.requeued.append(ref)
         else:
-            resubmit.append(ref)
-    return ReconcilePlan(collect, resubmit)
-
-
-def give_up(rt: Runtime, ref: JobRef, error: str) -> None:
-    """End a job that could not be submitted after every retry."""
-    rt.ledger.transition(
-        ref,
-        from_states=[JobState.QUEUED, JobState.SUBMITTING],
-        to_state=JobState.FAILED,
-        fields={"error": error},
-    )
+            late_at = now + (
+                deadlines.collect_late_s
+                if state is JobState.COLLECTING
+                else deadlines.callback_late_s
+            )
+            moved = rt.ledger.transition(
+                ref, from_states=[state], to_state=state, attempt=attempt, late_at=late_at
+            )
+            if moved.applied:
+                plan.collect.append((ref, attempt))
+    return plan
 
 
 def release_collect(rt: Runtime, ref: JobRef, attempt: int) -> None:
@@ -374,5 +486,5 @@ def release_collect(rt: Runtime, ref: JobRef, attempt: int) -> None:
         from_states=[JobState.COLLECTING],
         to_state=JobState.AWAITING_RESULT,
         attempt=attempt,
-        late_at=rt.clock() + CALLBACK_LATE_S,
+        late_at=rt.clock() + rt.settings.deadlines.callback_late_s,
     )

@@ -1,17 +1,27 @@
-"""The job ledger in Redis: one hash per job, counters per batch, atomic transitions.
+"""The job ledger in Redis: job records, batch counters, provider slots, dispatch.
 
 Keys (prefix `fp:`):
     fp:job:<batch>:<job>       hash: spec (JSON), state, attempt, provider fields, error
-    fp:batch:<batch>           hash: created_at, total, n:<state> counters, cost_credits
-    fp:batch:<batch>:jobs      list of job ids in manifest order
+    fp:batch:<batch>           hash: created_at, total, priority, n:<state> counters,
+                               cost_credits, budget and reservations, dispatch cursor
+    fp:batch:<batch>:jobs      list of job ids in manifest order (the dispatcher walks
+                               it with the batch's cursor)
+    fp:batch:<batch>:requeued  list of job ids put back in line (dispatched first)
     fp:batches                 sorted set of batch ids by creation time
-    fp:awaiting                sorted set of job keys awaiting a result, scored by the
-                               time their callback is late (the reconcile sweep reads it)
+    fp:ready                   sorted set of batches with jobs to dispatch, by pass
+    fp:leases                  hash: job key -> attempt, one per provider slot in use
+    fp:paused, fp:cooldown     while set, nothing is dispatched (402 / 429)
+    fp:awaiting                sorted set of job keys in flight, scored by the time
+                               they are late (the reconcile sweep reads it)
     fp:callback:<batch>:<job>:<attempt>   set once by the first verified callback
     fp:results-stale           set of batches whose results.jsonl is behind the ledger
 
 Every state change runs in one Lua script that checks the current state (and attempt)
-first, so racing callbacks, polls and redelivered tasks change a job at most once.
+first, so racing callbacks, polls and redelivered tasks change a job at most once. The
+same scripts keep the slot leases: dispatch takes one atomically with the job, and a
+job that leaves the slot-holding states gives it back, so a lease can neither be taken
+twice nor outlive its job. This assumes one Redis (not a cluster): the scripts touch
+keys they derive.
 """
 
 from __future__ import annotations
@@ -27,8 +37,38 @@ from pipeline.models import JobRecord, JobRef, JobSpec, JobState
 KEY_PREFIX = "fp:"
 CALLBACK_MARK_TTL_S = 7 * 24 * 3600
 READ_CHUNK = 500
+WRITE_CHUNK = 2000
+DEFAULT_PRIORITY = 1
+# Most jobs one dispatch call leases (more than any account's slot count).
+DISPATCH_MAX_JOBS = 1000
+_AWAITING_KEY = f"{KEY_PREFIX}awaiting"
+_LEASES_KEY = f"{KEY_PREFIX}leases"
+_READY_KEY = f"{KEY_PREFIX}ready"
+_PAUSED_KEY = f"{KEY_PREFIX}paused"
+_COOLDOWN_KEY = f"{KEY_PREFIX}cooldown"
+_TROUBLE_KEY = f"{KEY_PREFIX}provider-trouble"
+_WAKEUP_KEY = f"{KEY_PREFIX}wakeup"
+# A streak of failures to reach the provider is forgotten after this long without one.
+TROUBLE_STREAK_TTL_S = 600
 
-_TRANSITION = """
+# Puts a batch in the dispatcher's ready set at the smallest pass there, so a batch that
+# (re)joins takes its fair share from now on: no catching up, no waiting behind others.
+_JOIN_READY = """
+local function join_ready(ready, batch)
+  if redis.call('ZSCORE', ready, batch) then return end
+  local head = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
+  local pass = 0
+  if #head > 0 then pass = tonumber(head[2]) end
+  redis.call('ZADD', ready, pass, batch)
+end
+"""
+
+# KEYS: job, batch, awaiting, leases, requeued (the batch's), ready
+# ARGV: from_states, attempt, to_state, new_attempt, now, late_at, cost, release_slot,
+#       requeue, batch_id, job_id, then field name/value pairs
+_TRANSITION = (
+    _JOIN_READY
+    + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {0, ''} end
 if not string.find(',' .. ARGV[1] .. ',', ',' .. state .. ',', 1, true) then
@@ -44,7 +84,7 @@ if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'attempt', attempt)
 end
 redis.call('HSET', KEYS[1], 'state', new_state, 'updated_at', ARGV[5])
-for i = 8, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
@@ -63,9 +103,95 @@ if ARGV[6] ~= '' then
 else
   redis.call('ZREM', KEYS[3], KEYS[1])
 end
-return {1, state, attempt}
+local released = 0
+if ARGV[8] == '1' then released = redis.call('HDEL', KEYS[4], KEYS[1]) end
+if ARGV[9] == '1' and state ~= new_state then
+  redis.call('LPUSH', KEYS[5], ARGV[11])
+  join_ready(KEYS[6], ARGV[10])
+end
+return {1, state, attempt, released}
+"""
+)
+
+# Fill free slots: take the batch with the smallest pass, its next job (requeued jobs
+# first, then manifest order), lease a slot to it, and advance the batch's pass by
+# 1/priority (stride scheduling: each batch gets slots in proportion to its priority).
+# KEYS: ready, leases, awaiting; ARGV: capacity, now, deadline_s, max_jobs, key prefix
+_DISPATCH = (
+    _JOIN_READY
+    + """
+local prefix = ARGV[5]
+if redis.call('EXISTS', prefix .. 'paused', prefix .. 'cooldown') > 0 then return {} end
+local capacity, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+local deadline, max_jobs = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out, taken, skipped = {}, 0, 0
+while taken < max_jobs and skipped < 1000 and redis.call('HLEN', KEYS[2]) < capacity do
+  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #head == 0 then break end
+  local batch, pass = head[1], tonumber(head[2])
+  local bkey = prefix .. 'batch:' .. batch
+  local job_id = false
+  if redis.call('HGET', bkey, 'cancelled') ~= '1' then
+    job_id = redis.call('LPOP', bkey .. ':requeued')
+    if not job_id then
+      local cursor = tonumber(redis.call('HGET', bkey, 'cursor') or '0')
+      job_id = redis.call('LINDEX', bkey .. ':jobs', cursor)
+      if job_id then redis.call('HSET', bkey, 'cursor', cursor + 1) end
+    end
+  end
+  if not job_id then
+    redis.call('ZREM', KEYS[1], batch)
+  else
+    local jkey = prefix .. 'job:' .. batch .. ':' .. job_id
+    if redis.call('HGET', jkey, 'state') == 'queued' then
+      local attempt = redis.call('HINCRBY', jkey, 'attempt', 1)
+      redis.call('HSET', jkey, 'state', 'dispatched', 'updated_at', ARGV[2])
+      redis.call('HINCRBY', bkey, 'n:queued', -1)
+      redis.call('HINCRBY', bkey, 'n:dispatched', 1)
+      redis.call('ZADD', KEYS[3], now + deadline, jkey)
+      redis.call('HSET', KEYS[2], jkey, attempt)
+      local weight = tonumber(redis.call('HGET', bkey, 'priority') or '1')
+      redis.call('ZADD', KEYS[1], pass + 1 / weight, batch)
+      table.insert(out, batch)
+      table.insert(out, job_id)
+      table.insert(out, attempt)
+      taken = taken + 1
+    else
+      skipped = skipped + 1
+    end
+  end
+end
+return out
+"""
+)
+
+# KEYS: ready; ARGV: batch_id
+_JOIN = _JOIN_READY + "join_ready(KEYS[1], ARGV[1])\nreturn 1\n"
+
+# A verified callback, in one round trip. Returns what it means for the job:
+# 'unknown' (no such job), 'stale' (another attempt, or not in flight), 'pending' (the
+# task still runs), 'duplicate' (its final callback came before) or 'collect' (first).
+# KEYS: job, callback mark; ARGV: attempt, final ('1'/'0'), task_id or '', mark ttl
+_ACCEPT_CALLBACK = """
+local fields = redis.call('HMGET', KEYS[1], 'state', 'attempt')
+if not fields[1] then return 'unknown' end
+if fields[2] ~= ARGV[1] then return 'stale' end
+local state = fields[1]
+if state ~= 'submitting' and state ~= 'awaiting_result' and state ~= 'collecting' then
+  return 'stale'
+end
+if ARGV[2] ~= '1' then return 'pending' end
+if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[1], 'provider_task_id', ARGV[3]) end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return 'duplicate' end
+return 'collect'
 """
 
+# Give a slot back, once, and only for the attempt that holds it.
+# KEYS: leases, job; ARGV: attempt
+_RELEASE = """
+if redis.call('HGET', KEYS[1], KEYS[2]) ~= ARGV[1] then return 0 end
+return redis.call('HDEL', KEYS[1], KEYS[2])
+"""
 
 _RESERVE = """
 local budget = redis.call('HGET', KEYS[1], 'budget_credits')
@@ -85,6 +211,7 @@ class Transition:
     applied: bool
     previous: JobState | None
     attempt: int = 0
+    released_slot: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +225,7 @@ class BatchSummary:
     created_at: float
     budget_credits: float | None = None
     cancelled: bool = False
+    priority: int = 1
 
     @property
     def finished(self) -> int:
@@ -108,6 +236,23 @@ class BatchSummary:
         return self.finished >= self.total
 
 
+@dataclass(frozen=True)
+class AccountState:
+    """The provider account as the dispatcher sees it."""
+
+    slots_in_use: int
+    paused_reason: str | None
+    cooldown_s: float
+
+    def describe(self, capacity: int) -> str:
+        text = f"slots {self.slots_in_use}/{capacity}"
+        if self.paused_reason:
+            text += f"; PAUSED: {self.paused_reason} (then run `fillpipe resume`)"
+        elif self.cooldown_s:
+            text += f"; provider asked to wait {self.cooldown_s:.1f} s"
+        return text
+
+
 class Ledger:
     """Reads and changes job records in Redis. Thread-safe; create one per process."""
 
@@ -115,6 +260,10 @@ class Ledger:
         self._redis = client
         self._clock = clock
         self._transition = client.register_script(_TRANSITION)
+        self._dispatch = client.register_script(_DISPATCH)
+        self._join = client.register_script(_JOIN)
+        self._release = client.register_script(_RELEASE)
+        self._accept_callback = client.register_script(_ACCEPT_CALLBACK)
         self._reserve = client.register_script(_RESERVE)
 
     @classmethod
@@ -131,13 +280,25 @@ class Ledger:
     # -- batches -----------------------------------------------------------------------
 
     def create_batch(
-        self, batch_id: str, specs: Iterable[JobSpec], *, budget_credits: float | None = None
+        self,
+        batch_id: str,
+        specs: Iterable[JobSpec],
+        *,
+        budget_credits: float | None = None,
+        priority: int = DEFAULT_PRIORITY,
     ) -> int:
-        """Record a batch and its jobs as `queued` in pipelined chunks; return the count."""
+        """Record a batch and its jobs as `queued` in pipelined chunks; return the count.
+
+        The batch joins the dispatcher's ready set once every job is recorded.
+        """
         now = self._clock()
         total = 0
         pipe = self._redis.pipeline(transaction=False)
-        header: dict[str | bytes, float | int] = {"created_at": now, "total": 0}
+        header: dict[str | bytes, float | int] = {
+            "created_at": now,
+            "total": 0,
+            "priority": priority,
+        }
         if budget_credits is not None:
             header["budget_credits"] = budget_credits
         pipe.hset(_batch_key(batch_id), mapping=header)
@@ -148,11 +309,12 @@ class Ledger:
             pipe.hset(_job_key(spec.ref), mapping=_new_job_fields(spec, now))
             pipe.rpush(_jobs_key(batch_id), spec.ref.job_id)
             total += 1
-            if total % READ_CHUNK == 0:
+            if total % WRITE_CHUNK == 0:
                 pipe.execute()
         pipe.hincrby(_batch_key(batch_id), "total", total)
         pipe.hincrby(_batch_key(batch_id), f"n:{JobState.QUEUED}", total)
         pipe.execute()
+        self._join(keys=[_READY_KEY], args=[batch_id])
         return total
 
     def summary(self, batch_id: str) -> BatchSummary | None:
@@ -172,12 +334,14 @@ class Ledger:
             created_at=float(fields.get("created_at", 0.0)),
             budget_credits=_optional_float(fields.get("budget_credits")),
             cancelled=fields.get("cancelled") == "1",
+            priority=int(fields.get("priority", DEFAULT_PRIORITY)),
         )
 
     def cancel(self, batch_id: str) -> int:
         """Stop a batch: no job of it is submitted from now on. Return how many queued
         jobs were cancelled; jobs already with the provider still finish."""
         self._redis.hset(_batch_key(batch_id), "cancelled", 1)
+        self._redis.zrem(_READY_KEY, batch_id)
         return self._move_all(batch_id, JobState.QUEUED, JobState.CANCELLED)
 
     def reserve_budget(self, batch_id: str, credits: float) -> float | None:
@@ -260,7 +424,9 @@ class Ledger:
 
         `fields` are set on the job (None deletes one); `cost_credits` is added to the
         batch's spend; `late_at` files the job for the reconcile sweep (else unfiles it);
-        `new_attempt` increments the attempt counter.
+        `new_attempt` increments the attempt counter. A job moving to a state that holds
+        no slot gives its slot back; a job moving to `queued` goes to the front of its
+        batch's line for the dispatcher.
         """
         args: list[str | int | float] = [
             ",".join(state.value for state in from_states),
@@ -270,21 +436,118 @@ class Ledger:
             repr(self._clock()),
             "" if late_at is None else repr(late_at),
             "" if cost_credits is None else repr(cost_credits),
+            "0" if to_state.holds_slot else "1",
+            "1" if to_state is JobState.QUEUED else "0",
+            ref.batch_id,
+            ref.job_id,
         ]
         for name, value in (fields or {}).items():
             args.extend([name, "" if value is None else str(value)])
-        keys = [_job_key(ref), _batch_key(ref.batch_id), f"{KEY_PREFIX}awaiting"]
+        keys = [
+            _job_key(ref),
+            _batch_key(ref.batch_id),
+            _AWAITING_KEY,
+            _LEASES_KEY,
+            _requeued_key(ref.batch_id),
+            _READY_KEY,
+        ]
         applied, previous, *rest = self._transition(keys=keys, args=args)
         return Transition(
             applied=bool(applied),
             previous=JobState(previous) if previous else None,
             attempt=int(rest[0]) if rest else 0,
+            released_slot=bool(rest[1]) if len(rest) > 1 else False,
         )
 
-    def mark_callback(self, ref: JobRef, attempt: int) -> bool:
-        """Record the first verified callback of an attempt; False if one came before."""
+    # -- slots and dispatch ------------------------------------------------------------
+
+    def dispatch(
+        self, *, capacity: int, deadline_s: float, max_jobs: int = DISPATCH_MAX_JOBS
+    ) -> list[tuple[JobRef, int]]:
+        """Lease free slots (at most `capacity` in use) to queued jobs, fairly across
+        batches by priority; return each dispatched job with its new attempt.
+
+        Dispatched jobs are filed to be late after `deadline_s`: one whose submit never
+        starts by then goes back to the front of its line. Nothing is dispatched while
+        the account is paused or cooling down.
+        """
+        out = self._dispatch(
+            keys=[_READY_KEY, _LEASES_KEY, _AWAITING_KEY],
+            args=[capacity, repr(self._clock()), repr(deadline_s), max_jobs, KEY_PREFIX],
+        )
+        return [(JobRef(out[i], out[i + 1]), int(out[i + 2])) for i in range(0, len(out), 3)]
+
+    def release_slot(self, ref: JobRef, attempt: int) -> bool:
+        """Give back the slot `attempt` of the job holds; True only the one time it does."""
+        return bool(self._release(keys=[_LEASES_KEY, _job_key(ref)], args=[attempt]))
+
+    def leases(self) -> dict[JobRef, int]:
+        """Every slot in use: the job holding it and that job's attempt."""
+        return {
+            _ref_from_key(key): int(attempt)
+            for key, attempt in self._redis.hgetall(_LEASES_KEY).items()
+        }
+
+    def pause(self, reason: str) -> None:
+        """Stop dispatching for the whole account until `resume` (e.g. out of credits)."""
+        self._redis.set(_PAUSED_KEY, reason)
+
+    def resume(self) -> bool:
+        """Lift a pause; False if the account was not paused."""
+        return bool(self._redis.delete(_PAUSED_KEY))
+
+    def paused_reason(self) -> str | None:
+        return self._redis.get(_PAUSED_KEY)
+
+    def account(self) -> AccountState:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hlen(_LEASES_KEY)
+        pipe.get(_PAUSED_KEY)
+        pipe.pttl(_COOLDOWN_KEY)
+        in_use, reason, cooldown_ms = pipe.execute()
+        return AccountState(int(in_use), reason, max(0.0, cooldown_ms / 1000))
+
+    def cool_down(self, seconds: float) -> None:
+        """Dispatch nothing for `seconds` (the provider asked to wait: 429 Retry-After)."""
+        self._redis.set(_COOLDOWN_KEY, "1", px=max(1, int(seconds * 1000)))
+
+    def claim_wakeup(self, seconds: float) -> bool:
+        """True for the one caller that should schedule the dispatch ending a cool-down."""
+        ms = max(1, int(seconds * 1000))
+        return bool(self._redis.set(_WAKEUP_KEY, "1", nx=True, px=ms))
+
+    def provider_trouble(self) -> int:
+        """Count one more failure in a row to reach the provider; return the streak."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.incr(_TROUBLE_KEY)
+        pipe.expire(_TROUBLE_KEY, TROUBLE_STREAK_TTL_S)
+        streak, _ = pipe.execute()
+        return int(streak)
+
+    def provider_fine(self) -> None:
+        """The provider took a submit: end any streak of failures."""
+        self._redis.delete(_TROUBLE_KEY)
+
+    def cooldown_left_s(self) -> float:
+        """Seconds until dispatching resumes after a cool-down (0 when not cooling)."""
+        left_ms = self._redis.pttl(_COOLDOWN_KEY)
+        return max(0.0, left_ms / 1000)
+
+    def accept_callback(
+        self, ref: JobRef, attempt: int, *, final: bool, task_id: str | None
+    ) -> str:
+        """Record a verified callback for `attempt`; see `_ACCEPT_CALLBACK` for answers.
+
+        A final callback is recorded once (later ones are duplicates); its task id is
+        kept when the attempt has none yet (the submit's answer was lost).
+        """
         key = f"{KEY_PREFIX}callback:{ref.batch_id}:{ref.job_id}:{attempt}"
-        return bool(self._redis.set(key, "1", nx=True, ex=CALLBACK_MARK_TTL_S))
+        return str(
+            self._accept_callback(
+                keys=[_job_key(ref), key],
+                args=[attempt, "1" if final else "0", task_id or "", CALLBACK_MARK_TTL_S],
+            )
+        )
 
     def mark_results_stale(self, batch_id: str) -> None:
         """Note that a batch's results manifest no longer matches the ledger."""
@@ -295,9 +558,13 @@ class Ledger:
         popped = self._redis.spop(f"{KEY_PREFIX}results-stale", limit) or []
         return [str(batch_id) for batch_id in popped]
 
+    def unfile(self, ref: JobRef) -> None:
+        """Take a job off the reconcile sweep's list (it needs no watching)."""
+        self._redis.zrem(_AWAITING_KEY, _job_key(ref))
+
     def late_jobs(self, now: float, limit: int = READ_CHUNK) -> list[JobRef]:
         """Jobs awaiting a result whose callback is overdue at `now`."""
-        keys = self._redis.zrangebyscore(f"{KEY_PREFIX}awaiting", "-inf", now, 0, limit)
+        keys = self._redis.zrangebyscore(_AWAITING_KEY, "-inf", now, 0, limit)
         return [_ref_from_key(key) for key in keys]
 
     def _records(self, batch_id: str, ids: list[str]) -> Iterator[JobRecord]:
@@ -330,6 +597,10 @@ def _jobs_key(batch_id: str) -> str:
     return f"{KEY_PREFIX}batch:{batch_id}:jobs"
 
 
+def _requeued_key(batch_id: str) -> str:
+    return f"{KEY_PREFIX}batch:{batch_id}:requeued"
+
+
 def _new_job_fields(spec: JobSpec, now: float) -> dict[str | bytes, str | int | float | bytes]:
     return {"spec": spec.to_json(), "state": JobState.QUEUED.value, "attempt": 0, "updated_at": now}
 
@@ -346,6 +617,7 @@ def _record(fields: Mapping[str, str]) -> JobRecord | None:
         cost_credits=_optional_float(fields.get("cost_credits")),
         error=fields.get("error"),
         seed=_optional_int(fields.get("seed")),
+        input_troubles=int(fields.get("input_troubles", 0)),
         updated_at=float(fields.get("updated_at", 0.0)),
     )
 

@@ -19,6 +19,7 @@ class JobState(StrEnum):
     """Where a job is. Terminal states never change again."""
 
     QUEUED = "queued"
+    DISPATCHED = "dispatched"
     SUBMITTING = "submitting"
     AWAITING_RESULT = "awaiting_result"
     COLLECTING = "collecting"
@@ -32,6 +33,11 @@ class JobState(StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
+    @property
+    def holds_slot(self) -> bool:
+        """True for states in which the job may hold one of the account's provider slots."""
+        return self in SLOT_STATES
+
 
 TERMINAL_STATES = frozenset(
     {
@@ -41,6 +47,12 @@ TERMINAL_STATES = frozenset(
         JobState.CANCELLED,
         JobState.SKIPPED_BUDGET,
     }
+)
+
+# A job holds a slot from dispatch until the provider says its task has ended; collect
+# gives the slot back as soon as it reads that, before it downloads the result.
+SLOT_STATES = frozenset(
+    {JobState.DISPATCHED, JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING}
 )
 
 
@@ -145,6 +157,8 @@ class JobRecord:
     error: str | None = None
     seed: int | None = None
     updated_at: float = 0.0
+    # Times in a row its inputs could not be read (S3 trouble that may pass).
+    input_troubles: int = 0
 
     @property
     def ref(self) -> JobRef:

@@ -22,6 +22,7 @@ import httpx
 
 from pipeline.errors import (
     AmbiguousSubmit,
+    KeyRejected,
     OutOfCredits,
     ProviderRejected,
     ProviderUnavailable,
@@ -227,6 +228,8 @@ def _raise_for_client_error(response: httpx.Response) -> None:
         )
     if status == 402:
         raise OutOfCredits(f"provider account has no credits left: {message}")
+    if status in (401, 403):
+        raise KeyRejected(f"provider refused the API key ({status}): {message}")
     raise ProviderRejected(message, status)
 
 

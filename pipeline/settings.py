@@ -11,7 +11,7 @@ import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
@@ -30,6 +30,29 @@ DEFAULT_PRICE_CREDITS_PER_MP = 8.0
 
 ProviderFlavor = Literal["bfl", "cometapi"]
 PROVIDER_FLAVORS: tuple[ProviderFlavor, ...] = ("bfl", "cometapi")
+# What collect does when the provider no longer has a finished task's result.
+LostResultPolicy = Literal["fail", "resubmit"]
+LOST_RESULT_POLICIES: tuple[LostResultPolicy, ...] = ("fail", "resubmit")
+T = TypeVar("T", bound=str)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long a job may sit in a step before the reconcile sweep acts, in seconds.
+
+    Each is read from `FILLPIPE_<NAME>` (e.g. `FILLPIPE_CALLBACK_LATE_S`).
+    """
+
+    # Awaiting a result with no callback: poll the task.
+    callback_late_s: float = 60.0
+    # Dispatched but the submit never began (its message was lost): put back in line.
+    dispatch_late_s: float = 120.0
+    # Submitting with no outcome recorded (the worker died mid-POST): treat as ambiguous.
+    submit_late_s: float = 120.0
+    # After an ambiguous submit, with no callback naming the task: make a new attempt.
+    ambiguous_submit_s: float = 600.0
+    # Collecting with no outcome (the worker died mid-download): collect again.
+    collect_late_s: float = 300.0
 
 
 class Secret:
@@ -92,6 +115,8 @@ class Settings:
     callback_token_max_age_s: int = DEFAULT_CALLBACK_TOKEN_MAX_AGE_S
     result_max_bytes: int = DEFAULT_RESULT_MAX_BYTES
     price_credits_per_mp: float = DEFAULT_PRICE_CREDITS_PER_MP
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    on_lost_result: LostResultPolicy = "fail"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -121,6 +146,8 @@ class Settings:
             price_credits_per_mp=env.number(
                 "PRICE_CREDITS_PER_MP", DEFAULT_PRICE_CREDITS_PER_MP, minimum=0.0
             ),
+            deadlines=env.deadlines(),
+            on_lost_result=env.choice("ON_LOST_RESULT", LOST_RESULT_POLICIES),
         )
         env.raise_problems()
         return settings
@@ -191,6 +218,25 @@ class _Env:
         if not number >= minimum:
             self._problems.append(f"{PREFIX}{name} must be at least {minimum:g}, got {value}")
         return number
+
+    def deadlines(self) -> Deadlines:
+        """Each `Deadlines` field from `FILLPIPE_<FIELD NAME IN CAPITALS>`."""
+        defaults = Deadlines()
+        return Deadlines(
+            **{
+                f.name: self.number(f.name.upper(), getattr(defaults, f.name), minimum=0.1)
+                for f in fields(Deadlines)
+            }
+        )
+
+    def choice(self, name: str, allowed: tuple[T, ...]) -> T:
+        """One of `allowed` (any case); the first is the default."""
+        value = (self.optional(name) or allowed[0]).lower()
+        for option in allowed:
+            if value == option:
+                return option
+        self._problems.append(f"{PREFIX}{name} must be one of {', '.join(allowed)}, got {value!r}")
+        return allowed[0]
 
     def flavor(self) -> ProviderFlavor:
         value = (self.optional("PROVIDER_FLAVOR") or "bfl").lower()

@@ -16,7 +16,7 @@ from pipeline.batches import batch_prefix, create_batch, default_output_uri, new
 from pipeline.models import EditParams, JobRef, JobSpec, JobState
 from pipeline.storage import S3Uri
 from tests.commands import run_fillpipe
-from workers.app import create_celery_app, enqueue_submits
+from workers.app import create_celery_app, request_dispatch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -69,7 +69,7 @@ def finished_batch(stack_rt, finetune_id):
     """A batch submitted through the broker and waited for until every job ended."""
     samples = make_samples(JOBS, size_px=256)
     batch_id, specs = upload_batch(stack_rt, finetune_id, samples)
-    assert enqueue_submits(create_celery_app(stack_rt.settings), [s.ref for s in specs]) == JOBS
+    request_dispatch(create_celery_app(stack_rt.settings))
     return batch_id, samples, specs, wait_until_done(stack_rt, batch_id)
 
 

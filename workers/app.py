@@ -16,6 +16,7 @@ from pipeline.settings import Settings
 TASK_SUBMIT = "fillpipe.submit"
 TASK_COLLECT = "fillpipe.collect"
 TASK_RECONCILE = "fillpipe.reconcile"
+TASK_DISPATCH = "fillpipe.dispatch"
 QUEUE_SUBMIT = "submit"
 QUEUE_COLLECT = "collect"
 QUEUE_MAINTENANCE = "maintenance"
@@ -53,6 +54,7 @@ def create_celery_app(settings: Settings) -> Celery:
             TASK_SUBMIT: {"queue": QUEUE_SUBMIT},
             TASK_COLLECT: {"queue": QUEUE_COLLECT},
             TASK_RECONCILE: {"queue": QUEUE_MAINTENANCE},
+            TASK_DISPATCH: {"queue": QUEUE_SUBMIT},
         },
         beat_schedule={
             "reconcile": {
@@ -65,14 +67,20 @@ def create_celery_app(settings: Settings) -> Celery:
     return app
 
 
-def enqueue_submits(app: Celery, refs: Iterable[JobRef]) -> int:
-    """Send one submit message per job over one broker connection; return the count."""
+def send_submits(app: Celery, dispatched: Iterable[tuple[JobRef, int]]) -> int:
+    """Send a submit message for each dispatched job (at most one per free provider
+    slot) over one broker connection; return the count."""
     count = 0
     with app.producer_or_acquire() as producer:
-        for ref in refs:
-            app.send_task(TASK_SUBMIT, args=[ref.batch_id, ref.job_id], producer=producer)
+        for ref, attempt in dispatched:
+            app.send_task(TASK_SUBMIT, args=[ref.batch_id, ref.job_id, attempt], producer=producer)
             count += 1
     return count
+
+
+def request_dispatch(app: Celery, *, countdown_s: float | None = None) -> None:
+    """Ask a worker to fill the free provider slots (now, or after `countdown_s`)."""
+    app.send_task(TASK_DISPATCH, countdown=countdown_s)
 
 
 def enqueue_collect(app: Celery, ref: JobRef, attempt: int) -> None:

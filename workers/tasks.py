@@ -1,20 +1,29 @@
 """The Celery tasks: decode ids, call one `pipeline` function, map its errors.
 
 Arguments are JSON ids; every task is idempotent on (job, attempt), so a redelivered
-message changes nothing twice. Waiting is short and bounded: longer waits belong to
-the reconcile sweep, not to countdowns parked in Redis.
+message changes nothing twice. Every task ends by filling the provider slots that are
+free (`fill_slots`): a slot freed by a collect is leased to the next job at once, in
+the same task, so the dispatcher is driven by events, not by a polling loop. Waiting
+is short and bounded: longer waits belong to the reconcile sweep.
 """
 
 from __future__ import annotations
 
 import logging
 
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
 
 from pipeline import jobs, reports
-from pipeline.errors import RateLimited, RetryableError
+from pipeline.errors import RetryableError
 from pipeline.models import JobRef, JobState
-from workers.app import TASK_COLLECT, TASK_RECONCILE, TASK_SUBMIT
+from workers.app import (
+    TASK_COLLECT,
+    TASK_DISPATCH,
+    TASK_RECONCILE,
+    TASK_SUBMIT,
+    request_dispatch,
+    send_submits,
+)
 from workers.context import runtime
 
 log = logging.getLogger(__name__)
@@ -30,23 +39,13 @@ def backoff_s(retries: int) -> float:
     return float(min(MAX_COUNTDOWN_S, 2**retries))
 
 
-@shared_task(name=TASK_SUBMIT, bind=True, max_retries=MAX_RETRIES)
-def submit(self: Task, batch_id: str, job_id: str) -> None:
+@shared_task(name=TASK_SUBMIT)
+def submit(batch_id: str, job_id: str, attempt: int) -> None:
     ref = JobRef(batch_id, job_id)
     try:
-        state = jobs.submit_job(runtime(), ref)
-    except RateLimited as error:
-        wait_s = (
-            error.retry_after_s
-            if error.retry_after_s is not None
-            else backoff_s(self.request.retries)
-        )
-        raise self.retry(countdown=min(wait_s, MAX_COUNTDOWN_S), max_retries=None) from None
-    except RetryableError as error:
-        if self.request.retries >= MAX_RETRIES:
-            jobs.give_up(runtime(), ref, f"provider unreachable: {error}")
-            return
-        raise self.retry(countdown=backoff_s(self.request.retries)) from None
+        state = jobs.submit_job(runtime(), ref, attempt)
+    finally:
+        fill_slots()
     _after(ref, state)
 
 
@@ -67,23 +66,47 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
             jobs.release_collect(runtime(), ref, attempt)  # the reconcile sweep takes over
             return
         raise self.retry(countdown=backoff_s(self.request.retries)) from None
+    finally:
+        fill_slots()
     _after(ref, state)
+
+
+@shared_task(name=TASK_DISPATCH)
+def dispatch() -> None:
+    fill_slots()
 
 
 @shared_task(name=TASK_RECONCILE)
 def reconcile() -> None:
-    reports.refresh_stale_results(runtime())
-    plan = jobs.plan_reconcile(runtime())
+    rt = runtime()
+    reports.refresh_stale_results(rt)
+    plan = jobs.plan_reconcile(rt)
     for ref, attempt in plan.collect:
         collect.delay(ref.batch_id, ref.job_id, attempt)
-    for ref in plan.resubmit:
-        submit.delay(ref.batch_id, ref.job_id)
-    if plan.collect or plan.resubmit:
+    if plan.collect or plan.requeued or plan.ambiguous:
         log.info(
-            "reconcile: polling %d late jobs, resubmitting %d",
+            "reconcile: polling %d late jobs, %d back in line, %d submits left ambiguous",
             len(plan.collect),
-            len(plan.resubmit),
+            len(plan.requeued),
+            len(plan.ambiguous),
         )
+    fill_slots()
+
+
+def fill_slots() -> int:
+    """Lease every free provider slot and send a submit for each; return how many.
+
+    While the dispatcher cools down (a 429, an unreachable provider) one delayed
+    dispatch is scheduled for when it ends.
+    """
+    rt = runtime()
+    dispatched = jobs.dispatch(rt)
+    if dispatched:
+        return send_submits(current_app, dispatched)
+    wait_s = rt.ledger.cooldown_left_s()
+    if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):
+        request_dispatch(current_app, countdown_s=wait_s)
+    return 0
 
 
 def _after(ref: JobRef, state: JobState | None) -> None:

@@ -46,12 +46,14 @@ def settings(valkey_url, s3_env) -> Settings:
 
 @pytest.fixture
 def rt(settings, fake, clock):
+    """A runtime on a fresh ledger (the dispatcher's slots and lines are account-wide)."""
     runtime = Runtime.from_settings(
         settings,
         clock=clock,
         provider_transport=fake.provider_transport(),
         result_transport=fake.delivery_transport(),
     )
+    runtime.ledger.redis.flushdb()
     yield runtime
     runtime.close()
 

@@ -26,6 +26,7 @@ class FakeProvider:
     """Answers submit and get_result; tests script statuses and failures."""
 
     submit_status: int = 200
+    submit_headers: dict[str, str] = field(default_factory=dict)
     status: str = "Ready"
     result_bytes: bytes = field(default_factory=lambda: png(color=(10, 200, 10)))
     expired_downloads: int = 0
@@ -39,7 +40,11 @@ class FakeProvider:
                 raise httpx.ConnectError("refused", request=request)
             self.submits.append(json.loads(request.content))
             if self.submit_status != 200:
-                return httpx.Response(self.submit_status, json={"detail": "scripted failure"})
+                return httpx.Response(
+                    self.submit_status,
+                    json={"detail": "scripted failure"},
+                    headers=self.submit_headers,
+                )
             task_id = f"task-{len(self.submits)}"
             return httpx.Response(
                 200,

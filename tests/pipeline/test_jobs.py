@@ -7,7 +7,6 @@ import pytest
 
 from pipeline import jobs, reports
 from pipeline.callbacks import CallbackReport
-from pipeline.errors import RetryableError
 from pipeline.jobs import CallbackOutcome
 from pipeline.models import JobRef, JobState
 from pipeline.provider import TaskStatus
@@ -18,9 +17,18 @@ from tests.pipeline.fakes import decoded, png
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
+def submit(rt, ref):
+    """Run the job's submit task as a worker would: dispatch it first if it is queued."""
+    if rt.ledger.get(ref).state is JobState.QUEUED:
+        jobs.dispatch(rt)
+    record = rt.ledger.get(ref)
+    assert record.state is JobState.DISPATCHED, record
+    return jobs.submit_job(rt, ref, record.attempt)
+
+
 def submitted(rt, new_job, fake):
     ref = new_job()
-    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    assert submit(rt, ref) is JobState.AWAITING_RESULT
     return ref
 
 
@@ -44,7 +52,7 @@ def test_submit_posts_inputs_with_a_verifiable_callback(rt, new_job, fake):
 
 def test_submit_is_idempotent(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
-    assert jobs.submit_job(rt, ref) is None
+    assert jobs.submit_job(rt, ref, 1) is None  # a redelivered submit message
     assert len(fake.submits) == 1
 
 
@@ -58,7 +66,7 @@ def test_submit_is_idempotent(rt, new_job, fake):
 )
 def test_bad_inputs_end_invalid_without_spending(rt, new_job, fake, image, mask, message):
     ref = new_job(image=image, mask=mask)
-    assert jobs.submit_job(rt, ref) is JobState.INVALID_INPUT
+    assert submit(rt, ref) is JobState.INVALID_INPUT
     assert message in rt.ledger.get(ref).error
     assert fake.submits == []
 
@@ -68,36 +76,40 @@ def test_missing_input_object_is_invalid_input(rt, new_job, fake):
     rt.storage.client.delete_object(
         Bucket=rt.settings.bucket, Key=S3Uri.parse(rt.ledger.get(ref).spec.image_uri).key
     )
-    assert jobs.submit_job(rt, ref) is JobState.INVALID_INPUT
+    assert submit(rt, ref) is JobState.INVALID_INPUT
     assert "does not exist" in rt.ledger.get(ref).error
     assert fake.submits == []
 
 
-def test_unreachable_provider_puts_the_job_back(rt, new_job, fake):
+def test_unreachable_provider_puts_the_job_back_and_cools_down(rt, new_job, fake):
     fake.submit_status = 599
     ref = new_job()
-    with pytest.raises(RetryableError):
-        jobs.submit_job(rt, ref)
+    assert submit(rt, ref) is JobState.QUEUED
     assert rt.ledger.get(ref).state is JobState.QUEUED
+    assert rt.ledger.leases() == {}
+    assert rt.ledger.cooldown_left_s() > 0
+    assert jobs.dispatch(rt) == []  # nothing goes out while cooling down
 
 
 def test_rejected_submit_fails_with_the_providers_message(rt, new_job, fake):
     fake.submit_status = 422
     ref = new_job()
-    assert jobs.submit_job(rt, ref) is JobState.FAILED
+    assert submit(rt, ref) is JobState.FAILED
     assert "scripted failure" in rt.ledger.get(ref).error
 
 
 def test_ambiguous_submit_waits_then_makes_a_new_attempt(rt, new_job, fake, clock):
     fake.submit_status = 500
     ref = new_job()
-    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    assert submit(rt, ref) is JobState.AWAITING_RESULT
     assert len(fake.submits) == 1
-    assert ref not in jobs.plan_reconcile(rt).resubmit  # not yet late
-    clock.now += jobs.AMBIGUOUS_SUBMIT_DEADLINE_S + 1
-    assert ref in jobs.plan_reconcile(rt).resubmit
+    assert ref in rt.ledger.leases()  # the task may be running: its slot stays taken
+    assert ref not in jobs.plan_reconcile(rt).requeued  # not yet late
+    clock.now += rt.settings.deadlines.ambiguous_submit_s + 1
+    assert ref in jobs.plan_reconcile(rt).requeued
+    assert rt.ledger.leases() == {}
     fake.submit_status = 200
-    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    assert submit(rt, ref) is JobState.AWAITING_RESULT
     assert rt.ledger.get(ref).attempt == 2
 
 
@@ -164,12 +176,15 @@ def test_expired_result_url_is_read_again_from_the_polling_url(rt, new_job, fake
     assert (fake.polls, fake.downloads) == (2, 2)
 
 
-@pytest.mark.parametrize("status", ["Content Moderated", "Error", "Task not found"])
-def test_unusable_outcomes_fail_the_job(rt, new_job, fake, status):
+@pytest.mark.parametrize("status", ["Content Moderated", "Request Moderated", "Error"])
+def test_unusable_outcomes_fail_the_job_and_free_its_slot(rt, new_job, fake, status):
     ref = submitted(rt, new_job, fake)
     fake.status = status
     assert jobs.collect_job(rt, ref, 1) is JobState.FAILED
     assert status in rt.ledger.get(ref).error
+    assert rt.ledger.leases() == {}
+    refunded = "Moderated" in status  # the provider does not charge moderated tasks
+    assert rt.ledger.summary(ref.batch_id).cost_credits == (0 if refunded else 4.5)
 
 
 def test_result_that_is_not_an_image_is_not_stored(rt, new_job, fake):
@@ -184,16 +199,15 @@ def test_output_owned_by_another_job_is_not_overwritten(rt, new_job, fake):
     jobs.collect_job(rt, first, 1)
     taken = rt.ledger.get(first).spec.output_uri
     second = new_job(job_id="other", output_uri=taken)
-    assert jobs.submit_job(rt, second) is JobState.AWAITING_RESULT
+    assert submit(rt, second) is JobState.AWAITING_RESULT
     assert jobs.collect_job(rt, second, 1) is JobState.FAILED
     assert "belongs to another job" in rt.ledger.get(second).error
 
 
 def test_late_callback_is_polled_by_reconcile(rt, new_job, fake, clock):
     ref = submitted(rt, new_job, fake)
-    # The ledger is shared by the session's tests: look only for this job.
     assert (ref, 1) not in jobs.plan_reconcile(rt).collect
-    clock.now += jobs.CALLBACK_LATE_S + 1
+    clock.now += rt.settings.deadlines.callback_late_s + 1
     assert (ref, 1) in jobs.plan_reconcile(rt).collect
     assert (ref, 1) not in jobs.plan_reconcile(rt).collect  # re-filed, not polled twice
 
@@ -204,8 +218,8 @@ def test_cancel_stops_new_submissions_but_in_flight_jobs_finish(rt, new_job, fak
     assert rt.ledger.cancel(batch_id) == 0  # nothing queued: the one job is in flight
     assert jobs.collect_job(rt, in_flight, 1) is JobState.STORED
     queued = new_job()
-    rt.ledger.cancel(queued.batch_id)
-    assert jobs.submit_job(rt, queued) is None
+    assert rt.ledger.cancel(queued.batch_id) == 1
+    assert jobs.dispatch(rt) == []
     assert rt.ledger.get(queued).state is JobState.CANCELLED
     assert len(fake.submits) == 1
     assert rt.ledger.summary(queued.batch_id).done
@@ -214,12 +228,12 @@ def test_cancel_stops_new_submissions_but_in_flight_jobs_finish(rt, new_job, fak
 def test_retry_requeues_failed_jobs_as_new_attempts(rt, new_job, fake):
     fake.submit_status = 422
     ref = new_job()
-    assert jobs.submit_job(rt, ref) is JobState.FAILED
+    assert submit(rt, ref) is JobState.FAILED
     assert rt.ledger.requeue_failed(ref.batch_id) == [ref]
     record = rt.ledger.get(ref)
     assert (record.state, record.error) == (JobState.QUEUED, None)
     fake.submit_status = 200
-    assert jobs.submit_job(rt, ref) is JobState.AWAITING_RESULT
+    assert submit(rt, ref) is JobState.AWAITING_RESULT
     assert rt.ledger.get(ref).attempt == 2
     assert rt.ledger.requeue_failed(ref.batch_id) == []
 
@@ -237,7 +251,7 @@ def test_budget_caps_submissions_and_skips_the_rest(rt, new_job, fake):
     ]
     batch_id = specs[1].ref.batch_id
     rt.ledger.create_batch(batch_id, specs[1:], budget_credits=10.0)
-    states = [jobs.submit_job(priced, spec.ref) for spec in specs[1:]]
+    states = [submit(priced, spec.ref) for spec in specs[1:]]
     assert states == [JobState.AWAITING_RESULT, JobState.AWAITING_RESULT, JobState.SKIPPED_BUDGET]
     assert len(fake.submits) == 2
     summary = rt.ledger.summary(batch_id)
@@ -252,7 +266,7 @@ def test_results_manifest_is_refreshed_while_the_batch_runs(rt, new_job, fake):
     specs = [dataclasses.replace(spec, ref=JobRef(batch_id, name)) for name in ("a", "b")]
     rt.ledger.create_batch(batch_id, specs)
     for each in specs:
-        jobs.submit_job(rt, each.ref)
+        submit(rt, each.ref)
     jobs.collect_job(rt, specs[0].ref, 1)
     assert reports.job_ended(rt, batch_id) is None  # one job still running
     assert batch_id in reports.refresh_stale_results(rt)

@@ -5,6 +5,7 @@ import pytest
 
 from pipeline.errors import (
     AmbiguousSubmit,
+    KeyRejected,
     OutOfCredits,
     ProviderRejected,
     ProviderUnavailable,
@@ -70,7 +71,7 @@ def test_cometapi_uses_bearer_and_its_prefix():
         (429, {"detail": "too many active tasks"}, RateLimited),
         (402, {"detail": "no credits"}, OutOfCredits),
         (422, {"detail": [{"loc": ["body", "steps"], "msg": "must be <= 50"}]}, ProviderRejected),
-        (401, {"message": "bad key"}, ProviderRejected),
+        (401, {"message": "bad key"}, KeyRejected),
     ],
 )
 def test_submit_errors_are_translated(status, body, error):

@@ -105,7 +105,8 @@ def post(
 
 def untouched(ledger, ref):
     record = ledger.get(ref)
-    return record.state is JobState.AWAITING_RESULT and ledger.mark_callback(ref, 1)
+    first = ledger.accept_callback(ref, 1, final=True, task_id=None)
+    return record.state is JobState.AWAITING_RESULT and first == "collect"
 
 
 def test_verified_callback_enqueues_collect_once(client, signer, ledger, job, enqueued):
