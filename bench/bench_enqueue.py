@@ -194,7 +194,7 @@ def phase_submit(manifest: str, environ: dict[str, str], rows: int, deadline: fl
     import fillpipe.submit as submit
 
     splits: dict[str, float] = {}
-    for name in ("_validate", "create_batch", "enqueue_submits"):
+    for name in ("_validate", "create_batch", "request_dispatch"):
         setattr(submit, name, _timed(name, getattr(submit, name), splits))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -309,6 +309,7 @@ def flush_redis(environ: dict[str, str]) -> None:
 
 def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
     """What the ledger, the broker and S3 hold after `run_submit`."""
+    from pipeline.models import JobState
     from pipeline.runtime import Runtime
     from pipeline.settings import Settings
     from pipeline.storage import S3Uri
@@ -329,9 +330,11 @@ def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
     finally:
         rt.close()
     total = summary.total if summary else 0
+    waiting = summary.counts.get(JobState.QUEUED, 0) if summary else 0
     return (
-        f"submit checks: batch {batch_id}: ledger total {total}, {listed} job ids listed; "
-        f"queue `{QUEUE_SUBMIT}` {queued} messages; "
+        f"submit checks: batch {batch_id}: ledger total {total}, {waiting} queued, "
+        f"{listed} job ids in line; queue `{QUEUE_SUBMIT}` {queued} message(s) (the dispatch "
+        f"request: workers then lease slots and send one submit per free slot); "
         f"manifest.jsonl in S3 {size['ContentLength'] / 2**20:.1f} MB"
     )
 
@@ -364,7 +367,8 @@ def report(
     if splits:
         print(
             "submit steps: validate pass {_validate:.2f} s, create_batch (ledger + "
-            "manifest.jsonl) {create_batch:.2f} s, enqueue_submits {enqueue_submits:.2f} s".format(
+            "manifest.jsonl, in line for the dispatcher) {create_batch:.2f} s, "
+            "request_dispatch {request_dispatch:.3f} s".format(
                 **splits
             )
         )
