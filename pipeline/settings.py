@@ -34,6 +34,8 @@ PROVIDER_FLAVORS: tuple[ProviderFlavor, ...] = ("bfl", "cometapi")
 LostResultPolicy = Literal["fail", "resubmit"]
 LOST_RESULT_POLICIES: tuple[LostResultPolicy, ...] = ("fail", "resubmit")
 T = TypeVar("T", bound=str)
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class Settings:
     callback_token_max_age_s: int = DEFAULT_CALLBACK_TOKEN_MAX_AGE_S
     result_max_bytes: int = DEFAULT_RESULT_MAX_BYTES
     price_credits_per_mp: float = DEFAULT_PRICE_CREDITS_PER_MP
+    # The receiver refuses callbacks without X-BFL-Signature (else verified when present).
+    require_signature: bool = False
     deadlines: Deadlines = field(default_factory=Deadlines)
     on_lost_result: LostResultPolicy = "fail"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -146,6 +150,7 @@ class Settings:
             price_credits_per_mp=env.number(
                 "PRICE_CREDITS_PER_MP", DEFAULT_PRICE_CREDITS_PER_MP, minimum=0.0
             ),
+            require_signature=env.boolean("REQUIRE_SIGNATURE", default=False),
             deadlines=env.deadlines(),
             on_lost_result=env.choice("ON_LOST_RESULT", LOST_RESULT_POLICIES),
         )
@@ -218,6 +223,19 @@ class _Env:
         if not number >= minimum:
             self._problems.append(f"{PREFIX}{name} must be at least {minimum:g}, got {value}")
         return number
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        """`true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`, any case)."""
+        value = self.optional(name)
+        if value is None:
+            return default
+        word = value.lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        self._problems.append(f"{PREFIX}{name} must be true or false, got {value!r}")
+        return default
 
     def deadlines(self) -> Deadlines:
         """Each `Deadlines` field from `FILLPIPE_<FIELD NAME IN CAPITALS>`."""

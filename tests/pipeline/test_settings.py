@@ -84,3 +84,33 @@ def test_secret_hides_itself_and_compares_by_value():
 def test_redact_url_keeps_urls_without_password():
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert redact_url("redis://user:pw@host/0") == "redis://user:***@host/0"
+
+
+def test_require_signature_defaults_to_false():
+    assert Settings.from_environ(BASE).require_signature is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("false", False),
+        ("0", False),
+        ("No", False),
+        ("off", False),
+        ("  ", False),
+    ],
+)
+def test_require_signature_is_read(value, expected):
+    env = {**BASE, "FILLPIPE_REQUIRE_SIGNATURE": value}
+    assert Settings.from_environ(env).require_signature is expected
+
+
+def test_require_signature_must_be_a_boolean():
+    env = {**BASE, "FILLPIPE_REQUIRE_SIGNATURE": "sometimes"}
+    with pytest.raises(ConfigError, match="FILLPIPE_REQUIRE_SIGNATURE must be true or false"):
+        Settings.from_environ(env)
