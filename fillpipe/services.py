@@ -65,6 +65,7 @@ def build_receiver_app(settings: Settings, celery_app: Celery) -> Starlette:
         signer=CallbackSigner(settings.signing_keys, max_age_s=settings.callback_token_max_age_s),
         ledger=Ledger.from_url(settings.redis_url),
         enqueue_collect=enqueue,
+        require_signature=settings.require_signature,
     )
 
 

@@ -1,13 +1,21 @@
 """The receiver: provider callbacks in, verified on the raw bytes, answered at once.
 
-    POST /v1/callbacks/bfl/{token}   a provider callback; 200 when accepted (also for
-                                     duplicates and stale attempts), 401 when any check
-                                     fails, 404 for a job the ledger does not know,
-                                     413 when the body is too large
-    GET  /healthz                    200 when the ledger's Redis answers
+    POST /v1/callbacks/bfl/{token}   a provider callback. In this order:
+                                     413 when the body is over the limit;
+                                     401 when the token, the secret or the signature
+                                         fails (always the same answer);
+                                     415 when the verified body is not application/json;
+                                     400 when the verified body is not a callback shape;
+                                     404 for a job the ledger does not know;
+                                     200 when accepted (also duplicates, running tasks
+                                         and stale attempts, which change nothing);
+                                     503 when Redis or the broker cannot be reached.
+    GET  /healthz                    200 when the ledger's Redis answers, else 503
+    GET  /openapi.json               the OpenAPI description of the above
 
 The callback only says "look now": the collect task reads the outcome from the
-provider's polling URL, so nothing in the body is trusted.
+provider's polling URL, so nothing in the body is trusted. Every answer is JSON; no
+input makes the receiver answer 500.
 """
 
 from __future__ import annotations
@@ -17,27 +25,35 @@ from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.callbacks import MalformedCallback, parse_callback
+from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
 from pipeline.errors import VerificationError
 from pipeline.jobs import CallbackOutcome, accept_callback
 from pipeline.ledger import Ledger
 from pipeline.models import JobRef
-from pipeline.signing import CallbackSigner
+from pipeline.signing import CallbackClaim, CallbackSigner
+from webhook_receiver.openapi import openapi_schema
 
 log = logging.getLogger(__name__)
 
 CALLBACK_ROUTE = "/v1/callbacks/bfl/{token}"
 MAX_CALLBACK_BYTES = 256 * 1024
+JSON_MEDIA_TYPE = "application/json"
+JSON_CHARSETS = frozenset({"utf-8", "utf8"})
 
 EnqueueCollect = Callable[[JobRef, int], None]
 
 
 class BodyTooLarge(Exception):
     """The request body is over the receiver's limit."""
+
+
+class Unavailable(Exception):
+    """Redis or the broker failed; the provider should try again."""
 
 
 def create_app(
@@ -50,7 +66,23 @@ def create_app(
 ) -> Starlette:
     """The receiver app; its collaborators are built by the caller (the composition root)."""
 
-    async def callback(request: Request) -> JSONResponse:
+    def record(claim: CallbackClaim, report: CallbackReport) -> CallbackOutcome:
+        """The ledger decision and, for the first final callback, the collect enqueue.
+
+        One worker-thread hop for both blocking calls (sync Redis and the Celery publish),
+        so the event loop never waits on Redis.
+        """
+        try:
+            outcome = accept_callback(ledger, claim, report)
+            if outcome is CallbackOutcome.COLLECT:
+                enqueue_collect(claim.ref, claim.attempt)
+        except Exception as error:
+            # Only the type: broker and Redis errors can name hosts.
+            log.error("callback for %s not recorded: %s", claim.ref, type(error).__name__)
+            raise Unavailable from None
+        return outcome
+
+    async def callback(request: Request) -> Response:
         try:
             body = await _read_body(request, max_body_bytes)
         except BodyTooLarge:
@@ -65,34 +97,69 @@ def create_app(
         except VerificationError as error:
             log.info("callback rejected: %s", error)
             return _answer(401, "unauthorized")
+        if not _is_json(request.headers.get("content-type", "")):
+            log.info("callback for %s rejected: content type is not JSON", claim.ref)
+            return _answer(415, "content type must be application/json")
         try:
             report = parse_callback(body)
         except MalformedCallback as error:
             log.info("callback for %s rejected: %s", claim.ref, error)
             return _answer(400, "malformed callback body")
-        outcome = await run_in_threadpool(accept_callback, ledger, claim, report)
+        try:
+            outcome = await run_in_threadpool(record, claim, report)
+        except Unavailable:
+            return _answer(503, "temporarily unavailable")
         if outcome is CallbackOutcome.UNKNOWN:
             return _answer(404, "not found")
-        if outcome is CallbackOutcome.COLLECT:
-            await run_in_threadpool(enqueue_collect, claim.ref, claim.attempt)
         log.info("callback for %s attempt %d: %s", claim.ref, claim.attempt, outcome.value)
         return JSONResponse({"status": "ok"})
 
-    async def healthz(_: Request) -> JSONResponse:
-        await run_in_threadpool(ledger.redis.ping)
+    async def healthz(_: Request) -> Response:
+        try:
+            await run_in_threadpool(ledger.redis.ping)
+        except Exception as error:
+            log.warning("health check: Redis does not answer (%s)", type(error).__name__)
+            return _answer(503, "temporarily unavailable")
         return JSONResponse({"status": "ok"})
+
+    schema = openapi_schema(max_body_bytes=max_body_bytes, require_signature=require_signature)
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(schema)
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        # Unmatched paths (404) and methods (405) answer JSON like everything else.
+        status_code = error.status_code if isinstance(error, HTTPException) else 400
+        headers = error.headers if isinstance(error, HTTPException) else None
+        detail = {404: "not found", 405: "method not allowed"}.get(status_code, "bad request")
+        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
 
     return Starlette(
         routes=[
             Route(CALLBACK_ROUTE, callback, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-        ]
+            Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        ],
+        exception_handlers={HTTPException: http_error},
     )
+
+
+def _is_json(content_type: str) -> bool:
+    """`application/json`, optionally with `charset=utf-8` (any case, any spacing)."""
+    media_type, _, parameters = content_type.partition(";")
+    if media_type.strip().lower() != JSON_MEDIA_TYPE:
+        return False
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        name = name.strip().lower()
+        if name == "charset" and value.strip().strip('"').lower() not in JSON_CHARSETS:
+            return False
+    return True
 
 
 async def _read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if _over(declared, max_bytes):
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
@@ -102,6 +169,15 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _over(declared: str, max_bytes: int) -> bool:
+    """True when a declared Content-Length is over `max_bytes` (ASCII digits only, and
+    never converted when it is too long to matter: no int-size errors)."""
+    declared = declared.strip()
+    if not (declared.isascii() and declared.isdigit()):
+        return False  # absent or malformed: the streamed size is what counts
+    return len(declared) > len(str(max_bytes)) or int(declared) > max_bytes
 
 
 def _answer(status_code: int, detail: str) -> JSONResponse:

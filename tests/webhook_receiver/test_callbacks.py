@@ -1,12 +1,15 @@
 """The receiver under Starlette's TestClient, with a real Valkey ledger."""
 
 import itertools
+import json
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from pipeline.callbacks import MalformedCallback, parse_callback
 from pipeline.ledger import Ledger
 from pipeline.models import EditParams, JobRef, JobSpec, JobState
 from pipeline.settings import Secret
@@ -62,6 +65,11 @@ def client(signer, ledger, enqueued):
 @pytest.fixture
 def job(ledger) -> JobRef:
     """A job submitted as attempt 1, awaiting its callback."""
+    return new_job(ledger)
+
+
+def new_job(ledger) -> JobRef:
+    """A new job submitted as attempt 1, awaiting its callback."""
     ref = JobRef(f"r{next(_batches)}-{id(ledger):x}", "mug-01")
     spec = JobSpec(
         ref=ref,
@@ -183,19 +191,252 @@ def test_healthz(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_verified_body_that_is_not_json_content_is_415(client, signer, ledger, job, enqueued):
+    for content_type in ("text/plain", "", "application/json; charset=latin-1", "multipart/x"):
+        response = post(client, signer, job, headers={"content-type": content_type})
+        assert response.status_code == 415, content_type
+        assert response.json() == {"detail": "content type must be application/json"}
+    assert enqueued == []
+    assert untouched(ledger, job)
+
+
+def test_json_content_type_may_carry_a_utf8_charset(client, signer, job, enqueued):
+    headers = {"content-type": 'Application/JSON; Charset="UTF-8"'}
+    assert post(client, signer, job, headers=headers).status_code == 200
+    assert enqueued == [(job, 1)]
+
+
+def test_content_type_is_checked_only_after_verification(client, signer, job):
+    # An unverified request learns nothing, not even that its content type is wrong.
+    response = post(client, signer, job, secret="guessed", headers={"content-type": "text/plain"})
+    assert response.status_code == 401
+
+
+def test_verified_but_malformed_body_is_400(client, signer, ledger, job, enqueued):
+    for body in (b"not json", b"[]", b'{"task_id": 5, "status": "SUCCESS"}', b"[" * 5000):
+        response = post(client, signer, job, body=body)
+        assert response.status_code == 400, body[:20]
+        assert response.json() == {"detail": "malformed callback body"}
+    assert enqueued == []
+    assert untouched(ledger, job)
+
+
+def test_running_task_callback_enqueues_nothing(client, signer, job, enqueued):
+    body = b'{"task_id": "t-1", "status": "processing"}'
+    assert post(client, signer, job, body=body).status_code == 200
+    assert enqueued == []
+
+
+def test_required_signature(signer, ledger, job, enqueued):
+    app = create_app(
+        signer=signer,
+        ledger=ledger,
+        enqueue_collect=lambda ref, attempt: enqueued.append((ref, attempt)),
+        require_signature=True,
+    )
+    body = b'{"id": "t-1", "status": "Ready"}'
+    signed = {"x-bfl-signature": body_signature(signer.webhook_secret(job, 1), body)}
+    with TestClient(app) as required:
+        assert post(required, signer, job, body=body).status_code == 401
+        assert enqueued == []
+        assert post(required, signer, job, body=body, headers=signed).status_code == 200
+    assert enqueued == [(job, 1)]
+
+
+@pytest.mark.parametrize("declared", ["9" * 5000, "\u00b2", "-1", "1e9", " 12 "])
+def test_odd_content_lengths_never_crash(client, signer, job, declared):
+    # The test client writes its own Content-Length, so hand the app a raw ASGI request.
+    messages: list[dict] = []
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/v1/callbacks/bfl/{signer.token(job, 1)}",
+        "raw_path": b"",
+        "query_string": b"",
+        "headers": [
+            (b"content-length", declared.encode("latin-1")),
+            (b"x-webhook-secret", b"guessed"),
+        ],
+    }
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        messages.append(message)
+
+    anyio.run(client.app, scope, receive, send)
+    status = messages[0]["status"]
+    assert status == (413 if declared == "9" * 5000 else 401)
+
+
+def test_unmatched_paths_and_methods_answer_json(client):
+    assert client.get("/nowhere").json() == {"detail": "not found"}
+    response = client.get("/v1/callbacks/bfl/abc")
+    assert response.status_code == 405
+    assert response.json() == {"detail": "method not allowed"}
+
+
+def test_openapi_describes_the_routes(client):
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/v1/callbacks/bfl/{token}"]["post"]
+    assert {p["name"] for p in operation["parameters"]} == {
+        "token",
+        "x-webhook-secret",
+        "x-bfl-signature",
+    }
+    assert set(operation["responses"]) >= {"200", "400", "401", "404", "413", "415"}
+    shapes = schema["components"]["schemas"]["Callback"]["oneOf"]
+    assert len(shapes) == 2
+    assert "/healthz" in schema["paths"]
+
+
+def test_healthz_is_503_when_redis_is_gone(signer, enqueued):
+    # A ledger on a port nothing listens on (the Redis client retries: keep it short).
+    import redis
+
+    dead = Ledger(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    app = create_app(signer=signer, ledger=dead, enqueue_collect=lambda ref, attempt: None)
+    with TestClient(app) as test_client:
+        response = test_client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "temporarily unavailable"}
+
+
 # What an HTTP client can put in a path segment and a header: printable ASCII.
 _printable = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+_tokens = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
+    min_size=1,
+    max_size=200,
+)
+_words = st.sampled_from(
+    ["SUCCESS", "processing", "FAILED", "Content Moderated", "Ready", "Pending", "Error", "new"]
+)
+_valid_bodies = st.builds(
+    lambda key, task_id, word, extra: json.dumps(
+        {**extra, key: task_id, "status": word, "result": {"sample": "https://x", "seed": 1}}
+    ).encode(),
+    st.sampled_from(["task_id", "id"]),
+    st.from_regex(r"[a-z0-9][a-z0-9-]{0,40}", fullmatch=True),
+    _words,
+    st.dictionaries(st.sampled_from(["progress", "details", "preview"]), st.none() | st.text()),
+)
+_any_bodies = (
+    _valid_bodies
+    | st.binary(max_size=2000)
+    | st.builds(
+        lambda value: json.dumps(value).encode(),
+        st.recursive(
+            st.none() | st.integers() | st.text(max_size=10),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+            max_leaves=10,
+        ),
+    )
+)
+
+
+def _is_callback(body: bytes) -> bool:
+    try:
+        parse_callback(body)
+    except MalformedCallback:
+        return False
+    return True
+
+
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    token=st.sampled_from(["genuine", "genuine", "other-key", "expired"]) | _tokens,
+    secret=st.just("genuine") | st.text(alphabet=_printable, max_size=100),
+    signature=st.sampled_from(["absent", "genuine", "bogus"]),
+    body=_any_bodies,
+    content_type=st.sampled_from(
+        ["application/json", "application/json; charset=utf-8", "text/plain", "", "a/b"]
+    ),
+)
+def test_only_genuine_well_formed_callbacks_get_in(
+    client, signer, ledger, enqueued, clock, token, secret, signature, body, content_type
+):
+    enqueued.clear()
+    ref = new_job(ledger)
+    genuine_secret = signer.webhook_secret(ref, 1)
+    other = CallbackSigner([Secret("o" * 40)], max_age_s=3600, clock=clock)
+    url_token = {
+        "genuine": signer.token(ref, 1),
+        "other-key": other.token(ref, 1),
+        "expired": CallbackSigner([KEY], max_age_s=3600, clock=lambda: clock.now - 7200).token(
+            ref, 1
+        ),
+    }.get(token, token)
+    headers = {
+        "x-webhook-secret": genuine_secret if secret == "genuine" else secret,
+        "content-type": content_type,
+    }
+    if signature == "genuine":
+        headers["x-bfl-signature"] = body_signature(genuine_secret, body)
+    elif signature == "bogus":
+        headers["x-bfl-signature"] = body_signature(genuine_secret, body + b"~")
+    before = ledger.get(ref)
+
+    response = client.post(f"/v1/callbacks/bfl/{url_token}", content=body, headers=headers)
+
+    verified = (
+        token == "genuine"
+        and (secret == "genuine" or secret == genuine_secret)
+        and signature != "bogus"
+    )
+    is_json = content_type.startswith("application/json")
+    valid = verified and is_json and _is_callback(body)
+    assert 200 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/json"
+    if not valid:
+        assert response.status_code >= 400
+        assert enqueued == []
+        assert ledger.get(ref) == before
+        assert untouched(ledger, ref)
+        if not verified:
+            assert response.status_code in (401, 404)
+        elif not is_json:
+            assert response.status_code == 415
+        else:
+            assert response.status_code == 400
+        return
+    assert response.status_code == 200
+    final = parse_callback(body).is_final
+    assert enqueued == ([(ref, 1)] if final else [])
+    assert ledger.get(ref).state is JobState.AWAITING_RESULT
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=_any_bodies, shape_ok=st.booleans())
+def test_genuine_callbacks_are_200_when_well_formed_else_400(
+    client, signer, ledger, enqueued, body, shape_ok
+):
+    enqueued.clear()
+    ref = new_job(ledger)
+    if shape_ok:
+        body = json.dumps({"id": "t-1", "status": "Ready", "extra": body.hex()}).encode()
+    before = ledger.get(ref)
+    response = post(client, signer, ref, body=body)
+    if _is_callback(body):
+        assert response.status_code == 200
+        assert enqueued == ([(ref, 1)] if parse_callback(body).is_final else [])
+    else:
+        assert response.status_code == 400
+        assert enqueued == []
+        assert ledger.get(ref) == before
+        assert untouched(ledger, ref)
 
 
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    token=st.text(
-        alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
-        min_size=1,
-        max_size=200,
-    ),
+    token=_tokens,
     secret=st.text(alphabet=_printable, max_size=100),
     body=st.binary(max_size=2000),
     content_type=st.sampled_from(["application/json", "text/plain", "", "multipart/form-data"]),
