@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from pipeline.models import JobRecord, JobRef, JobSpec, JobState
 
@@ -38,6 +40,8 @@ KEY_PREFIX = "fp:"
 CALLBACK_MARK_TTL_S = 7 * 24 * 3600
 READ_CHUNK = 500
 WRITE_CHUNK = 2000
+REDIS_RETRIES = 40
+REDIS_RETRY_CAP_S = 1.0
 DEFAULT_PRIORITY = 1
 # Most jobs one dispatch call leases (more than any account's slot count).
 DISPATCH_MAX_JOBS = 1000
@@ -268,7 +272,8 @@ class Ledger:
 
     @classmethod
     def from_url(cls, url: str, *, clock: Callable[[], float] = time.time) -> Ledger:
-        return cls(redis.Redis.from_url(url, decode_responses=True), clock=clock)
+        """A ledger on `url` whose commands ride out a Redis restart (see `redis_client`)."""
+        return cls(redis_client(url), clock=clock)
 
     def __repr__(self) -> str:
         return "Ledger()"
@@ -577,6 +582,23 @@ class Ledger:
             record = _record(fields)
             if record is not None:
                 yield record
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client that retries a command for up to ~30 s while Redis is unreachable.
+
+    A command cut off mid-flight may run twice; every ledger write is a script that
+    checks state first, so a repeat changes nothing (a repeated dispatch leases jobs
+    whose submits are never sent: the reconcile sweep puts them back in line).
+    """
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=0.05), REDIS_RETRIES),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
 
 
 def _job_key(ref: JobRef) -> str:

@@ -40,7 +40,8 @@ _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 @dataclass(frozen=True)
 class Deadlines:
-    """How long a job may sit in a step before the reconcile sweep acts, in seconds.
+    """How long a job may sit in a step before the reconcile sweep acts, and how often
+    the sweep runs, in seconds.
 
     Each is read from `FILLPIPE_<NAME>` (e.g. `FILLPIPE_CALLBACK_LATE_S`).
     """
@@ -55,6 +56,8 @@ class Deadlines:
     ambiguous_submit_s: float = 600.0
     # Collecting with no outcome (the worker died mid-download): collect again.
     collect_late_s: float = 300.0
+    # How often the reconcile sweep looks for late jobs.
+    reconcile_every_s: float = 10.0
 
 
 class Secret:

@@ -7,19 +7,16 @@ temporary state dir, with the same classes `fillpipe up` uses, and stops them at
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from fillpipe.samples import finetune_zip, make_finetune_images
 from fillpipe.servers import S3Credentials, SeaweedS3Server, ValkeyServer
 from fillpipe.stack import EmbeddedStack
-from pipeline.provider import TaskStatus
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from tests.stacks import train_finetune
 
-FINETUNE_READY_TIMEOUT_S = 60.0
 STACK_EMULATOR_ENV = {
     "FILLPIPE_EMULATOR_LATENCY_BASE_S": "0.2",
     "FILLPIPE_EMULATOR_LATENCY_PER_MP_S": "0",
@@ -87,7 +84,7 @@ def stack(
         yield embedded
     finally:
         if request.session.testsfailed:
-            _print_log_tails(embedded)
+            print_log_tails(embedded)
         embedded.stop()
 
 
@@ -102,20 +99,10 @@ def stack_rt(stack: EmbeddedStack) -> Iterator[Runtime]:
 @pytest.fixture(scope="session")
 def finetune_id(stack_rt: Runtime) -> str:
     """A finetune trained on the stack's emulator and ready for use."""
-    rt = stack_rt
-    finetune = rt.provider.create_finetune(
-        finetune_zip(make_finetune_images()), comment="tests", trigger_word="TST"
-    )
-    polling_url = rt.provider.fallback_polling_url(finetune)
-    deadline = time.monotonic() + FINETUNE_READY_TIMEOUT_S
-    while rt.provider.get_result(polling_url).status is not TaskStatus.READY:
-        if time.monotonic() > deadline:
-            pytest.fail("the test finetune never became ready")
-        time.sleep(0.2)
-    return finetune
+    return train_finetune(stack_rt)
 
 
-def _print_log_tails(embedded: EmbeddedStack) -> None:
+def print_log_tails(embedded: EmbeddedStack) -> None:
     for log in sorted(embedded.state.logs.glob("*.log")):
         print(f"\n--- last lines of {log} ---")
         print(embedded.log_tail(log.stem))

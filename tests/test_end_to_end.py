@@ -4,7 +4,6 @@ server, the emulator over HTTP, the receiver under uvicorn, a Celery worker proc
 import csv
 import io
 import json
-import time
 
 import httpx
 import numpy as np
@@ -12,52 +11,17 @@ import pytest
 from PIL import Image
 
 from fillpipe.samples import make_samples
-from pipeline.batches import batch_prefix, create_batch, default_output_uri, new_batch_id
-from pipeline.models import EditParams, JobRef, JobSpec, JobState
+from pipeline.batches import batch_prefix
+from pipeline.models import JobRef, JobState
 from pipeline.storage import S3Uri
 from tests.commands import run_fillpipe
+from tests.stacks import upload_batch, wait_until_done
 from workers.app import create_celery_app, request_dispatch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 JOBS = 3
 DEADLINE_S = 120.0
-
-
-def upload_batch(stack_rt, finetune_id, samples):
-    batch_id = new_batch_id()
-    specs = []
-    for index, sample in enumerate(samples, start=1):
-        prefix = f"s3://{stack_rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
-        stack_rt.storage.write(
-            S3Uri.parse(prefix + ".png"), sample.image_png, content_type="image/png"
-        )
-        stack_rt.storage.write(
-            S3Uri.parse(prefix + "-m.png"), sample.mask_png, content_type="image/png"
-        )
-        params = EditParams(
-            prompt=sample.prompt, finetune_id=finetune_id, seed=index, output_format="png"
-        )
-        specs.append(
-            JobSpec(
-                ref=JobRef(batch_id, sample.name),
-                image_uri=prefix + ".png",
-                mask_uri=prefix + "-m.png",
-                output_uri=default_output_uri(stack_rt, batch_id, sample.name, "png"),
-                params=params,
-                tags={"suite": "e2e"},
-            )
-        )
-    create_batch(stack_rt, batch_id, specs)
-    return batch_id, specs
-
-
-def wait_until_done(stack_rt, batch_id):
-    deadline = time.monotonic() + DEADLINE_S
-    while not (summary := stack_rt.ledger.summary(batch_id)).done:
-        assert time.monotonic() < deadline, f"batch not done: {summary}"
-        time.sleep(0.2)
-    return summary
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -68,9 +32,14 @@ def pixels(data: bytes) -> np.ndarray:
 def finished_batch(stack_rt, finetune_id):
     """A batch submitted through the broker and waited for until every job ended."""
     samples = make_samples(JOBS, size_px=256)
-    batch_id, specs = upload_batch(stack_rt, finetune_id, samples)
+    batch_id, specs = upload_batch(stack_rt, finetune_id, samples, tags={"suite": "e2e"})
     request_dispatch(create_celery_app(stack_rt.settings))
-    return batch_id, samples, specs, wait_until_done(stack_rt, batch_id)
+    return (
+        batch_id,
+        samples,
+        specs,
+        wait_until_done(stack_rt.ledger, batch_id, timeout_s=DEADLINE_S),
+    )
 
 
 def test_batch_is_edited_inside_the_mask_only_and_tagged(stack_rt, finetune_id, finished_batch):

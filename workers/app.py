@@ -20,7 +20,6 @@ TASK_DISPATCH = "fillpipe.dispatch"
 QUEUE_SUBMIT = "submit"
 QUEUE_COLLECT = "collect"
 QUEUE_MAINTENANCE = "maintenance"
-RECONCILE_INTERVAL_S = 10.0
 # A message not acknowledged within this long is delivered again (Redis transport).
 VISIBILITY_TIMEOUT_S = 3600
 # Hard limit per task, far below the visibility timeout so no task is redelivered
@@ -44,6 +43,13 @@ def create_celery_app(settings: Settings) -> Celery:
         task_soft_time_limit=TASK_SOFT_TIME_LIMIT_S,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
+        # Ride out a broker restart (up to ~30 s) when sending, as the ledger does.
+        task_publish_retry_policy={
+            "max_retries": 40,
+            "interval_start": 0.05,
+            "interval_step": 0.25,
+            "interval_max": 1.0,
+        },
         worker_hijack_root_logger=False,
         # Workers report task events (Flower reads them); publishers send no extra
         # "task-sent" event, which would double the cost of every enqueue.
@@ -59,8 +65,8 @@ def create_celery_app(settings: Settings) -> Celery:
         beat_schedule={
             "reconcile": {
                 "task": TASK_RECONCILE,
-                "schedule": RECONCILE_INTERVAL_S,
-                "options": {"expires": RECONCILE_INTERVAL_S},
+                "schedule": settings.deadlines.reconcile_every_s,
+                "options": {"expires": settings.deadlines.reconcile_every_s},
             },
         },
     )

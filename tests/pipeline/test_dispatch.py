@@ -74,7 +74,7 @@ def test_a_slot_is_given_back_exactly_once(rt, make_batch):
 def test_a_small_batch_is_not_stuck_behind_a_large_one(rt, make_batch):
     large = make_batch("large", 500)
     jobs.dispatch(rt)
-    small = make_batch("small", 5)
+    make_batch("small", 5)
     order = []
     for ref in large[:10]:  # ten slots free up, one at a time
         finish(rt, ref)
