@@ -368,9 +368,7 @@ def report(
         print(
             "submit steps: validate pass {_validate:.2f} s, create_batch (ledger + "
             "manifest.jsonl, in line for the dispatcher) {create_batch:.2f} s, "
-            "request_dispatch {request_dispatch:.3f} s".format(
-                **splits
-            )
+            "request_dispatch {request_dispatch:.3f} s".format(**splits)
         )
     for line in checks:
         print(line)

@@ -203,7 +203,8 @@ def cancel(batch: str) -> None:
     type=click.IntRange(1, 64),
     default=4,
     show_default=True,
-    help="Worker threads (the tasks wait on the network, not the CPU).",
+    envvar="FILLPIPE_WORKER_CONCURRENCY",
+    help="Worker processes (env FILLPIPE_WORKER_CONCURRENCY).",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(queues: str, concurrency: int, loglevel: str) -> None:

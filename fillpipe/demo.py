@@ -76,7 +76,7 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path, console: Console) -> int:
     batch_id = new_batch_id(rt.clock)
     samples = make_samples(jobs, size_px=SAMPLE_SIZE_PX)
     specs = [
-        _upload(rt, batch_id, sample, finetune_id, index)
+        sample_spec(rt, batch_id, sample, finetune_id, index)
         for index, sample in enumerate(samples, start=1)
     ]
     create_batch(rt, batch_id, specs)
@@ -99,6 +99,13 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path, console: Console) -> int:
 
 
 def _train_finetune(rt: Runtime, console: Console) -> str:
+    with console.status("Training the demo brand finetune …"):
+        finetune_id = train_finetune(rt)
+    console.print(f"Finetune [bold]{finetune_id}[/bold] is ready.")
+    return finetune_id
+
+
+def train_finetune(rt: Runtime) -> str:
     """A small brand-style finetune, trained on the provider and waited for."""
     archive = finetune_zip(make_finetune_images())
     finetune_id = rt.provider.create_finetune(
@@ -106,19 +113,26 @@ def _train_finetune(rt: Runtime, console: Console) -> str:
     )
     polling_url = rt.provider.fallback_polling_url(finetune_id)
     deadline = time.monotonic() + FINETUNE_TIMEOUT_S
-    with console.status("Training the demo brand finetune …"):
-        while time.monotonic() < deadline:
-            status = rt.provider.get_result(polling_url).status
-            if status is TaskStatus.READY:
-                console.print(f"Finetune [bold]{finetune_id}[/bold] is ready.")
-                return finetune_id
-            if status.is_final:
-                raise ProviderUnavailable(f"finetune training ended {status.value}")
-            time.sleep(POLL_INTERVAL_S)
+    while time.monotonic() < deadline:
+        status = rt.provider.get_result(polling_url).status
+        if status is TaskStatus.READY:
+            return finetune_id
+        if status.is_final:
+            raise ProviderUnavailable(f"finetune training ended {status.value}")
+        time.sleep(POLL_INTERVAL_S)
     raise ProviderUnavailable(f"finetune not ready after {FINETUNE_TIMEOUT_S:.0f} s")
 
 
-def _upload(rt: Runtime, batch_id: str, sample: Sample, finetune_id: str, index: int) -> JobSpec:
+def sample_spec(
+    rt: Runtime,
+    batch_id: str,
+    sample: Sample,
+    finetune_id: str,
+    index: int,
+    *,
+    tags: Mapping[str, str] | None = None,
+) -> JobSpec:
+    """Upload a sample's image and mask for `batch_id`; its job (seed = `index`)."""
     prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
     image_uri, mask_uri = f"{prefix}.png", f"{prefix}-mask.png"
     rt.storage.write(S3Uri.parse(image_uri), sample.image_png, content_type="image/png")
@@ -136,7 +150,7 @@ def _upload(rt: Runtime, batch_id: str, sample: Sample, finetune_id: str, index:
         mask_uri=mask_uri,
         output_uri=default_output_uri(rt, batch_id, sample.name, params.extension),
         params=params,
-        tags={"demo": "true"},
+        tags=dict(tags or {"demo": "true"}),
     )
 
 

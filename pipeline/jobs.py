@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -239,12 +240,14 @@ def accept_callback(
 # -- collect ---------------------------------------------------------------------------
 
 
-def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
+def collect_job(
+    rt: Runtime, ref: JobRef, attempt: int, *, slot_freed: Callable[[], object] = lambda: None
+) -> JobState | None:
     """Read the task's result from the provider and store it; return the new state.
 
     The callback only says "look now": the outcome is what the task's polling URL
     reports. The job's slot is given back as soon as the provider says the task ended,
-    before the download, so the dispatcher can fill it at once.
+    before the download, and `slot_freed` is called then so the caller can fill it.
     """
     record = rt.ledger.get(ref)
     if record is None or record.attempt != attempt or record.state.is_terminal:
@@ -264,7 +267,7 @@ def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     if not taken.applied:
         return None
     try:
-        return _collect(rt, record, polling_url)
+        return _collect(rt, record, polling_url, slot_freed)
     except ResultLost as error:
         return _lost(rt, record, error)
     except (PermanentError, InputError) as error:
@@ -280,12 +283,15 @@ def _polling_url(rt: Runtime, record: JobRecord) -> str | None:
     return None
 
 
-def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
+def _collect(
+    rt: Runtime, record: JobRecord, polling_url: str, slot_freed: Callable[[], object]
+) -> JobState:
     result = rt.provider.get_result(polling_url)
     if result.status is TaskStatus.PENDING:
         release_collect(rt, record.ref, record.attempt)  # the callback came early
         return JobState.AWAITING_RESULT
-    rt.ledger.release_slot(record.ref, record.attempt)  # the provider's task has ended
+    if rt.ledger.release_slot(record.ref, record.attempt):  # the provider's task has ended
+        slot_freed()
     if result.status is TaskStatus.NOT_FOUND:
         raise ResultLost("the provider no longer knows the task")
     if result.status is not TaskStatus.READY:

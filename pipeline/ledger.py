@@ -175,7 +175,8 @@ _JOIN = _JOIN_READY + "join_ready(KEYS[1], ARGV[1])\nreturn 1\n"
 # A verified callback, in one round trip. Returns what it means for the job:
 # 'unknown' (no such job), 'stale' (another attempt, or not in flight), 'pending' (the
 # task still runs), 'duplicate' (its final callback came before) or 'collect' (first).
-# KEYS: job, callback mark; ARGV: attempt, final ('1'/'0'), task_id or '', mark ttl
+# The first final callback's arrival time is kept as `callback_at` (for latency figures).
+# KEYS: job, callback mark; ARGV: attempt, final ('1'/'0'), task_id or '', mark ttl, now
 _ACCEPT_CALLBACK = """
 local fields = redis.call('HMGET', KEYS[1], 'state', 'attempt')
 if not fields[1] then return 'unknown' end
@@ -187,6 +188,7 @@ end
 if ARGV[2] ~= '1' then return 'pending' end
 if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[1], 'provider_task_id', ARGV[3]) end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return 'duplicate' end
+redis.call('HSET', KEYS[1], 'callback_at', ARGV[5])
 return 'collect'
 """
 
@@ -550,7 +552,13 @@ class Ledger:
         return str(
             self._accept_callback(
                 keys=[_job_key(ref), key],
-                args=[attempt, "1" if final else "0", task_id or "", CALLBACK_MARK_TTL_S],
+                args=[
+                    attempt,
+                    "1" if final else "0",
+                    task_id or "",
+                    CALLBACK_MARK_TTL_S,
+                    repr(self._clock()),
+                ],
             )
         )
 

@@ -7,30 +7,15 @@ from collections.abc import Sequence
 
 import httpx
 
-from fillpipe.samples import Sample, finetune_zip, make_finetune_images
+from fillpipe.demo import sample_spec, train_finetune
+from fillpipe.samples import Sample
 from fillpipe.stack import EmbeddedStack
-from pipeline.batches import create_batch, default_output_uri, new_batch_id
+from pipeline.batches import create_batch, new_batch_id
 from pipeline.ledger import BatchSummary, Ledger
-from pipeline.models import EditParams, JobRef, JobSpec
-from pipeline.provider import TaskStatus
+from pipeline.models import JobSpec
 from pipeline.runtime import Runtime
-from pipeline.storage import S3Uri
 
-FINETUNE_READY_TIMEOUT_S = 60.0
-
-
-def train_finetune(rt: Runtime) -> str:
-    """A finetune trained on the stack's emulator, once it is ready for use."""
-    finetune = rt.provider.create_finetune(
-        finetune_zip(make_finetune_images()), comment="tests", trigger_word="TST"
-    )
-    polling_url = rt.provider.fallback_polling_url(finetune)
-    deadline = time.monotonic() + FINETUNE_READY_TIMEOUT_S
-    while rt.provider.get_result(polling_url).status is not TaskStatus.READY:
-        if time.monotonic() > deadline:
-            raise AssertionError("the test finetune never became ready")
-        time.sleep(0.2)
-    return finetune
+__all__ = ["emulator_admin", "train_finetune", "upload_batch", "wait_until_done"]
 
 
 def upload_batch(
@@ -43,24 +28,10 @@ def upload_batch(
 ) -> tuple[str, list[JobSpec]]:
     """Upload each sample's image and mask, and record them as one batch (seed = index)."""
     batch_id = new_batch_id()
-    specs = []
-    for index, sample in enumerate(samples, start=1):
-        prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
-        rt.storage.write(S3Uri.parse(prefix + ".png"), sample.image_png, content_type="image/png")
-        rt.storage.write(S3Uri.parse(prefix + "-m.png"), sample.mask_png, content_type="image/png")
-        params = EditParams(
-            prompt=sample.prompt, finetune_id=finetune_id, seed=index, output_format="png"
-        )
-        specs.append(
-            JobSpec(
-                ref=JobRef(batch_id, sample.name),
-                image_uri=prefix + ".png",
-                mask_uri=prefix + "-m.png",
-                output_uri=default_output_uri(rt, batch_id, sample.name, "png"),
-                params=params,
-                tags=tags,
-            )
-        )
+    specs = [
+        sample_spec(rt, batch_id, sample, finetune_id, index, tags=tags)
+        for index, sample in enumerate(samples, start=1)
+    ]
     create_batch(rt, batch_id, specs, priority=priority)
     return batch_id, specs
 

@@ -246,3 +246,27 @@ def test_manifest_in_s3_with_inputs_in_s3(stack, stack_rt, clean_environ, finetu
     outputs = [record.spec.output_uri for record in stack_rt.ledger.jobs(batch_id)]
     assert outputs == [f"s3://{bucket}/outputs/{batch_id}/{s.name}+v2.jpg" for s in samples]
     assert stack_rt.ledger.summary(batch_id).counts == {JobState.STORED: 2}
+
+
+def test_a_paused_account_holds_the_batch_until_resumed(
+    stack, stack_rt, clean_environ, finetune_id, photos, tmp_path
+):
+    folder, samples = photos
+    manifest = write_jsonl(tmp_path / "paused.jsonl", photo_rows(folder, samples, finetune_id))
+    env = {**clean_environ, **stack.env}
+    stack_rt.ledger.pause("provider account has no credits left (402)")  # as a 402 does
+    try:
+        submitted = run_fillpipe("submit", str(manifest), env=env)
+        assert submitted.returncode == 0, submitted.stderr
+        batch_id = submitted.stdout.strip().splitlines()[-1]
+        status = json.loads(run_fillpipe("status", batch_id, "--json", env=env).stdout)
+        assert status["account"]["paused"] == "provider account has no credits left (402)"
+        assert status["counts"]["queued"] == 2
+    finally:
+        resumed = run_fillpipe("resume", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed (was paused: provider account has no credits left (402))" in resumed.stdout
+    watched = run_fillpipe("status", batch_id, "--watch", "--json", env=env)
+    assert watched.returncode == 0, watched.stderr
+    final = json.loads(watched.stdout)
+    assert final["counts"]["stored"] == 2 and final["account"]["paused"] is None

@@ -53,7 +53,7 @@ def submit(batch_id: str, job_id: str, attempt: int) -> None:
 def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
     ref = JobRef(batch_id, job_id)
     try:
-        state = jobs.collect_job(runtime(), ref, attempt)
+        state = jobs.collect_job(runtime(), ref, attempt, slot_freed=fill_slots)
     except jobs.NotReadyYet:
         if self.request.retries >= NOT_READY_MAX_RETRIES:
             # The submit task never finished its bookkeeping (it died mid-submit):

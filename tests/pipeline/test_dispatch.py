@@ -201,3 +201,18 @@ def test_a_result_the_provider_lost_fails_or_is_resubmitted(
     assert "no longer knows the task" in rt.ledger.get(ref).error
     assert rt.ledger.leases() == {}
     assert bool(jobs.dispatch(rt)) is slot_again
+
+
+def test_collect_frees_the_slot_before_it_downloads_and_stores(rt, new_job, fake):
+    ref = new_job()
+    [(_, attempt)] = jobs.dispatch(rt)
+    jobs.submit_job(rt, ref, attempt)
+    seen = []
+
+    def slot_freed():
+        seen.append((dict(rt.ledger.leases()), fake.downloads, rt.ledger.get(ref).state))
+
+    assert jobs.collect_job(rt, ref, attempt, slot_freed=slot_freed) is JobState.STORED
+    assert seen == [({}, 0, JobState.COLLECTING)]
+    assert jobs.collect_job(rt, ref, attempt, slot_freed=slot_freed) is None
+    assert len(seen) == 1  # released once, announced once

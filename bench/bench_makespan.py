@@ -1,0 +1,237 @@
+"""Makespan on the provider's slots, beside two baselines, on the embedded stack.
+
+Starts a whole embedded stack in a temporary dir (Valkey, SeaweedFS, the emulator with
+`--slots` active tasks per account and a latency of `--latency-s` ± 10%, the receiver,
+a worker and beat), trains a finetune, then measures in the same run:
+
+1. fillpipe: `--jobs` jobs as one batch through the whole pipeline (dispatcher, submit,
+   webhook, collect, S3 with tags); makespan from the dispatch request to the last
+   `stored` transition, over the ideal ceil(jobs / slots) x latency;
+2. an asyncio script: a slots-wide semaphore, submit, poll every 0.5 s, download;
+3. sequential submit-and-poll (the provider SDK's default), on `--sequential-jobs`
+   jobs and projected linearly to `--jobs` (printed as a projection, not a measurement,
+   unless `--sequential-jobs` equals `--jobs`);
+4. callback-to-stored latency p50/p99 for 1-megapixel images: a second fillpipe batch of
+   `--latency-jobs` 1 MP jobs, from the receiver's acceptance of the first final
+   callback (`callback_at`) to the job's `stored` transition.
+
+Phases 1-3 use 256 px images so that the emulator's own CPU work (inpainting) does not
+become the bottleneck on a 2-core machine; phase 4 uses 1 MP images. It also prints the
+pipeline's CPU time per job in phase 1 (worker, receiver and beat processes, user +
+system). Figures only: nothing here asserts on time.
+
+Run: `python -m bench.bench_makespan [--jobs 480] [--slots 24] [--latency-s 2]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from fillpipe.demo import sample_spec, train_finetune
+from fillpipe.samples import Sample, make_samples
+from fillpipe.stack import EmbeddedStack
+from pipeline.batches import create_batch, new_batch_id
+from pipeline.ledger import Ledger
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+from workers.app import create_celery_app, request_dispatch
+
+MAKESPAN_IMAGE_PX = 256
+LATENCY_IMAGE_PX = 1000
+POLL_INTERVAL_S = 0.5
+TARGET_RATIO = 1.03
+TARGET_P50_MS, TARGET_P99_MS = 50.0, 250.0
+DONE_TIMEOUT_S = 900.0
+SERVICES = ("worker", "receiver", "beat")
+
+
+@dataclass(frozen=True)
+class Run:
+    jobs: int
+    makespan_s: float
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=480)
+    parser.add_argument("--slots", type=int, default=24)
+    parser.add_argument("--latency-s", type=float, default=2.0)
+    parser.add_argument("--sequential-jobs", type=int, default=12)
+    parser.add_argument("--latency-jobs", type=int, default=48)
+    parser.add_argument("--worker-concurrency", type=int, default=4)
+    args = parser.parse_args()
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FILLPIPE_", "AWS_"))},
+        "FILLPIPE_PROVIDER_SLOTS": str(args.slots),
+        "FILLPIPE_WORKER_CONCURRENCY": str(args.worker_concurrency),
+    }
+    emulator_env = {
+        "FILLPIPE_EMULATOR_MAX_ACTIVE_TASKS": str(args.slots),
+        "FILLPIPE_EMULATOR_LATENCY_BASE_S": str(args.latency_s),
+        "FILLPIPE_EMULATOR_LATENCY_PER_MP_S": "0",
+        "FILLPIPE_EMULATOR_LATENCY_JITTER_S": str(args.latency_s * 0.1),
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="fillpipe-makespan-") as tmp,
+        EmbeddedStack(Path(tmp), environ, emulator_env=emulator_env) as stack,
+    ):
+        measure(stack, args)
+
+
+def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
+    rt = Runtime.from_settings(Settings.from_environ(stack.env))
+    finetune_id = train_finetune(rt)
+    ideal_s = math.ceil(args.jobs / args.slots) * args.latency_s
+    print(
+        f"makespan bench: {args.jobs} jobs, {args.slots} slots, emulator latency "
+        f"{args.latency_s:g} s ± 10%, {MAKESPAN_IMAGE_PX} px images, "
+        f"{args.worker_concurrency} worker processes; ideal {ideal_s:.1f} s"
+    )
+    samples = make_samples(args.jobs, size_px=MAKESPAN_IMAGE_PX)
+
+    processes = [psutil.Process(pid) for name, pid in stack.pids.items() if name in SERVICES]
+    cpu_before = _cpu_s(processes)
+    ours = run_fillpipe(rt, finetune_id, samples)
+    cpu_per_job_ms = (_cpu_s(processes) - cpu_before) / args.jobs * 1000
+    bodies = [_body(sample, finetune_id, index) for index, sample in enumerate(samples, 1)]
+    script = asyncio.run(run_script(rt.settings, bodies, width=args.slots))
+    sequential = asyncio.run(run_script(rt.settings, bodies[: args.sequential_jobs], width=1))
+
+    print(f"{'':34}{'jobs':>6}{'makespan s':>12}{'/ ideal':>9}")
+    _row("fillpipe (whole pipeline)", ours, ideal_s)
+    _row(f"asyncio, {args.slots}-wide, poll 0.5 s", script, ideal_s)
+    _row("sequential submit-and-poll", sequential, None)
+    if sequential.jobs < args.jobs:
+        projected = sequential.makespan_s / sequential.jobs * args.jobs
+        print(
+            f"  sequential, projected to {args.jobs} jobs from the {sequential.jobs} measured: "
+            f"{projected:.0f} s ({projected / ideal_s:.1f}x ideal)"
+        )
+    ratio = ours.makespan_s / ideal_s
+    verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
+    print(f"target: fillpipe makespan / ideal {ratio:.3f} vs <= {TARGET_RATIO} ({verdict})")
+    print(f"pipeline CPU time per job (worker + receiver + beat): {cpu_per_job_ms:.1f} ms")
+
+    big = make_samples(args.latency_jobs, size_px=LATENCY_IMAGE_PX, seed=1)
+    latencies_ms = callback_to_stored_ms(rt, finetune_id, big)
+    if len(latencies_ms) >= 2:
+        p50 = statistics.median(latencies_ms)
+        p99 = statistics.quantiles(latencies_ms, n=100, method="inclusive")[98]
+        ok = "met" if p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS else "NOT met"
+        print(
+            f"callback-to-stored, {len(latencies_ms)} jobs of 1 MP: p50 {p50:.0f} ms, "
+            f"p99 {p99:.0f} ms vs {TARGET_P50_MS:.0f} / {TARGET_P99_MS:.0f} ms ({ok})"
+        )
+    rt.close()
+
+
+def run_fillpipe(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> Run:
+    """One batch through the pipeline; makespan to the last job's `stored` transition."""
+    batch_id = _batch(rt, finetune_id, samples)
+    started = time.time()
+    request_dispatch(create_celery_app(rt.settings))
+    _wait(rt.ledger, batch_id)
+    finished = max(record.updated_at for record in rt.ledger.jobs(batch_id))
+    return Run(len(samples), finished - started)
+
+
+def callback_to_stored_ms(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> list[float]:
+    batch_id = _batch(rt, finetune_id, samples)
+    request_dispatch(create_celery_app(rt.settings))
+    _wait(rt.ledger, batch_id)
+    pipe = rt.ledger.redis.pipeline(transaction=False)
+    for job_id in rt.ledger.job_ids(batch_id):
+        pipe.hmget(f"fp:job:{batch_id}:{job_id}", "callback_at", "updated_at")
+    return [
+        (float(stored) - float(called)) * 1000
+        for called, stored in pipe.execute()
+        if called is not None  # stored by the reconcile sweep's poll, not a callback
+    ]
+
+
+async def run_script(settings: Settings, bodies: Sequence[dict], *, width: int) -> Run:
+    """Submit, poll every 0.5 s, download: `width` jobs at a time."""
+    gate = asyncio.Semaphore(width)
+    headers = {"x-key": settings.provider_key.reveal()}
+    limits = httpx.Limits(max_connections=width * 2)
+    async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
+
+        async def one(body: dict) -> None:
+            async with gate:
+                url = f"{settings.provider_url}/v1/flux-pro-1.0-fill-finetuned"
+                while (answer := await client.post(url, json=body)).status_code == 429:
+                    await asyncio.sleep(float(answer.headers.get("retry-after", 1)))
+                answer.raise_for_status()
+                polling_url = answer.json()["polling_url"]
+                while True:
+                    await asyncio.sleep(POLL_INTERVAL_S)
+                    result = (await client.get(polling_url)).json()
+                    if result["status"] != "Pending":
+                        break
+                if result["status"] == "Ready":
+                    (await client.get(result["result"]["sample"])).raise_for_status()
+
+        started = time.time()
+        await asyncio.gather(*(one(body) for body in bodies))
+        return Run(len(bodies), time.time() - started)
+
+
+def _batch(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> str:
+    batch_id = new_batch_id()
+    specs = [
+        sample_spec(rt, batch_id, sample, finetune_id, index, tags={"bench": "makespan"})
+        for index, sample in enumerate(samples, start=1)
+    ]
+    create_batch(rt, batch_id, specs)
+    return batch_id
+
+
+def _wait(ledger: Ledger, batch_id: str) -> None:
+    deadline = time.monotonic() + DONE_TIMEOUT_S
+    while not (summary := ledger.summary(batch_id)).done:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"batch {batch_id} not done after {DONE_TIMEOUT_S:.0f} s: {summary}")
+        time.sleep(0.05)
+
+
+def _body(sample: Sample, finetune_id: str, seed: int) -> dict:
+    return {
+        "finetune_id": finetune_id,
+        "image": base64.b64encode(sample.image_png).decode(),
+        "mask": base64.b64encode(sample.mask_png).decode(),
+        "prompt": sample.prompt,
+        "seed": seed,
+        "output_format": "png",
+    }
+
+
+def _cpu_s(processes: Sequence[psutil.Process]) -> float:
+    """User + system CPU seconds of `processes` and their children so far."""
+    total = 0.0
+    for process in processes:
+        for each in [process, *process.children(recursive=True)]:
+            times = each.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _row(name: str, run: Run, ideal_s: float | None) -> None:
+    ratio = "" if ideal_s is None else f"{run.makespan_s / ideal_s:>9.3f}"
+    print(f"{name:34}{run.jobs:>6}{run.makespan_s:>12.1f}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
