@@ -14,12 +14,12 @@ import uvicorn
 from celery import Celery
 from starlette.applications import Starlette
 
-from pipeline.ledger import Ledger
-from pipeline.models import JobRef
+from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
 from webhook_receiver.app import create_app as create_receiver_app
-from workers.app import create_celery_app, enqueue_collect
+from workers.app import create_celery_app
+from workers.messages import BrokerOutbox
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
@@ -56,15 +56,11 @@ def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> No
 
 
 def build_receiver_app(settings: Settings, celery_app: Celery) -> Starlette:
-    """The receiver wired to the ledger and to the broker for collect tasks."""
-
-    def enqueue(ref: JobRef, attempt: int) -> None:
-        enqueue_collect(celery_app, ref, attempt)
-
+    """The receiver wired to the ledger, queueing collect and dispatch tasks for
+    `celery_app`'s workers in the same script that records a callback."""
     return create_receiver_app(
         signer=CallbackSigner(settings.signing_keys, max_age_s=settings.callback_token_max_age_s),
-        ledger=Ledger.from_url(settings.redis_url),
-        enqueue_collect=enqueue,
+        recorder=CallbackRecorder.from_url(settings.redis_url, BrokerOutbox(celery_app)),
         require_signature=settings.require_signature,
     )
 

@@ -1,4 +1,4 @@
-"""The life of one job: submit it, accept its callback, collect its result.
+"""The life of one job: submit it, collect its result (callbacks: `pipeline.recorder`).
 
 Each function is idempotent on (job, attempt): it reads the ledger, acts only when the
 job is where it expects, and changes state through one atomic transition. Celery tasks
@@ -12,9 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 
-from pipeline.callbacks import CallbackReport
 from pipeline.delivery import ExpiredResultUrl
 from pipeline.errors import (
     AccountProblem,
@@ -28,11 +26,9 @@ from pipeline.errors import (
     UnsafeResult,
 )
 from pipeline.images import ImageInfo, check_edit_inputs, check_result
-from pipeline.ledger import Ledger
 from pipeline.models import CONTENT_TYPES, JobRecord, JobRef, JobState
 from pipeline.provider import TaskResult, TaskStatus
 from pipeline.runtime import Runtime
-from pipeline.signing import CallbackClaim
 from pipeline.storage import PutOutcome, S3Uri
 
 log = logging.getLogger(__name__)
@@ -54,16 +50,6 @@ class NotReadyYet(RetryableError):
 
 class ResultLost(ResultUnavailable):
     """The provider no longer has a finished task's result (unknown task, expired URL)."""
-
-
-class CallbackOutcome(Enum):
-    """What the receiver should do with a verified callback."""
-
-    COLLECT = "collect"  # first final callback of the current attempt: enqueue collect
-    DUPLICATE = "duplicate"  # seen before: acknowledge, do nothing
-    STALE = "stale"  # an older attempt, or the job is finished: acknowledge
-    PENDING = "pending"  # the provider says the task is still running: acknowledge
-    UNKNOWN = "unknown"  # no such job: answer 404
 
 
 # -- dispatch --------------------------------------------------------------------------
@@ -222,19 +208,6 @@ def _submit_body(
     body["webhook_url"] = rt.callback_url(rt.signer.token(spec.ref, attempt))
     body["webhook_secret"] = rt.signer.webhook_secret(spec.ref, attempt)
     return body, info
-
-
-# -- callback --------------------------------------------------------------------------
-
-
-def accept_callback(
-    ledger: Ledger, claim: CallbackClaim, report: CallbackReport
-) -> CallbackOutcome:
-    """Decide what a verified callback means for its job; records the first final one."""
-    answer = ledger.accept_callback(
-        claim.ref, claim.attempt, final=report.is_final, task_id=report.task_id
-    )
-    return CallbackOutcome(answer)
 
 
 # -- collect ---------------------------------------------------------------------------

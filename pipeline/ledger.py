@@ -172,24 +172,50 @@ return out
 # KEYS: ready; ARGV: batch_id
 _JOIN = _JOIN_READY + "join_ready(KEYS[1], ARGV[1])\nreturn 1\n"
 
-# A verified callback, in one round trip. Returns what it means for the job:
-# 'unknown' (no such job), 'stale' (another attempt, or not in flight), 'pending' (the
-# task still runs), 'duplicate' (its final callback came before) or 'collect' (first).
-# The first final callback's arrival time is kept as `callback_at` (for latency figures).
-# KEYS: job, callback mark; ARGV: attempt, final ('1'/'0'), task_id or '', mark ttl, now
-_ACCEPT_CALLBACK = """
-local fields = redis.call('HMGET', KEYS[1], 'state', 'attempt')
-if not fields[1] then return 'unknown' end
-if fields[2] ~= ARGV[1] then return 'stale' end
-local state = fields[1]
-if state ~= 'submitting' and state ~= 'awaiting_result' and state ~= 'collecting' then
-  return 'stale'
+# Verified callbacks, any number in one round trip (the receiver batches them). Each
+# item's answer: 'unknown' (no such job), 'stale' (another attempt, or not in flight),
+# 'pending' (the task still runs), 'duplicate' (its final callback came before) or
+# 'collect' (the first final one). A first final callback is marked (kept as
+# `callback_at`, for latency figures), gives the attempt's provider slot back (the
+# provider has ended the task) and queues its collect message, all in this script, so a
+# callback is recorded exactly when its collect is queued. When any slot came free, the
+# dispatch message is queued once, so a worker fills the slots at once.
+# KEYS: leases; ARGV: mark ttl, now, collect queue, dispatch queue, dispatch message,
+#   then per callback: job key, mark key, attempt, final ('1'/'0'), task id or '',
+#   collect message ('' queues nothing)
+ACCEPT_CALLBACKS = """
+local ttl, now = ARGV[1], ARGV[2]
+local out, released = {}, 0
+for i = 6, #ARGV, 6 do
+  local job, mark, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local fields = redis.call('HMGET', job, 'state', 'attempt')
+  local state = fields[1]
+  local answer
+  if not state then
+    answer = 'unknown'
+  elseif fields[2] ~= attempt then
+    answer = 'stale'
+  elseif state ~= 'submitting' and state ~= 'awaiting_result' and state ~= 'collecting' then
+    answer = 'stale'
+  elseif ARGV[i + 3] ~= '1' then
+    answer = 'pending'
+  else
+    if ARGV[i + 4] ~= '' then redis.call('HSETNX', job, 'provider_task_id', ARGV[i + 4]) end
+    if not redis.call('SET', mark, '1', 'NX', 'EX', ttl) then
+      answer = 'duplicate'
+    else
+      answer = 'collect'
+      redis.call('HSET', job, 'callback_at', now)
+      if redis.call('HGET', KEYS[1], job) == attempt then
+        released = released + redis.call('HDEL', KEYS[1], job)
+      end
+      if ARGV[i + 5] ~= '' then redis.call('LPUSH', ARGV[3], ARGV[i + 5]) end
+    end
+  end
+  table.insert(out, answer)
 end
-if ARGV[2] ~= '1' then return 'pending' end
-if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[1], 'provider_task_id', ARGV[3]) end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return 'duplicate' end
-redis.call('HSET', KEYS[1], 'callback_at', ARGV[5])
-return 'collect'
+if released > 0 and ARGV[5] ~= '' then redis.call('LPUSH', ARGV[4], ARGV[5]) end
+return out
 """
 
 # Give a slot back, once, and only for the attempt that holds it.
@@ -259,6 +285,53 @@ class AccountState:
         return text
 
 
+@dataclass(frozen=True)
+class CallbackEntry:
+    """One verified callback to record: its job and attempt, whether the provider says
+    the task ended, the task id it names, and the collect message to queue if it is
+    the first final one ('' queues nothing)."""
+
+    ref: JobRef
+    attempt: int
+    final: bool
+    task_id: str | None
+    collect_message: str = ""
+
+
+@dataclass(frozen=True)
+class FollowUps:
+    """Where `ACCEPT_CALLBACKS` queues follow-up work: the collect messages' list and,
+    once a callback frees a slot, `dispatch_message` on `dispatch_queue`."""
+
+    collect_queue: str = ""
+    dispatch_queue: str = ""
+    dispatch_message: str = ""
+
+
+def accept_callbacks_call(
+    entries: Iterable[CallbackEntry], *, now: float, follow_ups: FollowUps = FollowUps()
+) -> tuple[list[str], list[str | int]]:
+    """The keys and arguments of one `ACCEPT_CALLBACKS` run over `entries`."""
+    args: list[str | int] = [
+        CALLBACK_MARK_TTL_S,
+        repr(now),
+        follow_ups.collect_queue,
+        follow_ups.dispatch_queue,
+        follow_ups.dispatch_message,
+    ]
+    for entry in entries:
+        ref, attempt = entry.ref, entry.attempt
+        args += [
+            _job_key(ref),
+            f"{KEY_PREFIX}callback:{ref.batch_id}:{ref.job_id}:{attempt}",
+            str(attempt),
+            "1" if entry.final else "0",
+            entry.task_id or "",
+            entry.collect_message,
+        ]
+    return [_LEASES_KEY], args
+
+
 class Ledger:
     """Reads and changes job records in Redis. Thread-safe; create one per process."""
 
@@ -269,7 +342,7 @@ class Ledger:
         self._dispatch = client.register_script(_DISPATCH)
         self._join = client.register_script(_JOIN)
         self._release = client.register_script(_RELEASE)
-        self._accept_callback = client.register_script(_ACCEPT_CALLBACK)
+        self._accept_callbacks = client.register_script(ACCEPT_CALLBACKS)
         self._reserve = client.register_script(_RESERVE)
 
     @classmethod
@@ -543,24 +616,12 @@ class Ledger:
     def accept_callback(
         self, ref: JobRef, attempt: int, *, final: bool, task_id: str | None
     ) -> str:
-        """Record a verified callback for `attempt`; see `_ACCEPT_CALLBACK` for answers.
-
-        A final callback is recorded once (later ones are duplicates); its task id is
-        kept when the attempt has none yet (the submit's answer was lost).
-        """
-        key = f"{KEY_PREFIX}callback:{ref.batch_id}:{ref.job_id}:{attempt}"
-        return str(
-            self._accept_callback(
-                keys=[_job_key(ref), key],
-                args=[
-                    attempt,
-                    "1" if final else "0",
-                    task_id or "",
-                    CALLBACK_MARK_TTL_S,
-                    repr(self._clock()),
-                ],
-            )
-        )
+        """Record one verified callback for `attempt`, queueing no messages; see
+        `ACCEPT_CALLBACKS` for the answers (the receiver records them in batches, with
+        messages, through `pipeline.recorder`)."""
+        entry = CallbackEntry(ref, attempt, final=final, task_id=task_id)
+        keys, args = accept_callbacks_call([entry], now=self._clock())
+        return str(self._accept_callbacks(keys=keys, args=args)[0])
 
     def mark_results_stale(self, batch_id: str) -> None:
         """Note that a batch's results manifest no longer matches the ledger."""

@@ -14,28 +14,28 @@
     GET  /openapi.json               the OpenAPI description of the above
 
 The callback only says "look now": the collect task reads the outcome from the
-provider's polling URL, so nothing in the body is trusted. Every answer is JSON; no
-input makes the receiver answer 500.
+provider's polling URL, so nothing in the body but the fact that the task ended is used
+(that frees its provider slot at once). Every answer is JSON; no input makes the
+receiver answer 500. Verified callbacks are recorded by a `CallbackRecorder`, many per
+Redis round trip, on the event loop: no thread hops, no per-callback broker client.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
+from pipeline.callbacks import MalformedCallback, parse_callback
 from pipeline.errors import VerificationError
-from pipeline.jobs import CallbackOutcome, accept_callback
-from pipeline.ledger import Ledger
-from pipeline.models import JobRef
-from pipeline.signing import CallbackClaim, CallbackSigner
+from pipeline.recorder import CallbackOutcome, CallbackRecorder
+from pipeline.signing import CallbackSigner
 from webhook_receiver.openapi import openapi_schema
 
 log = logging.getLogger(__name__)
@@ -45,42 +45,22 @@ MAX_CALLBACK_BYTES = 256 * 1024
 JSON_MEDIA_TYPE = "application/json"
 JSON_CHARSETS = frozenset({"utf-8", "utf8"})
 
-EnqueueCollect = Callable[[JobRef, int], None]
-
 
 class BodyTooLarge(Exception):
     """The request body is over the receiver's limit."""
 
 
-class Unavailable(Exception):
-    """Redis or the broker failed; the provider should try again."""
-
-
 def create_app(
     *,
     signer: CallbackSigner,
-    ledger: Ledger,
-    enqueue_collect: EnqueueCollect,
+    recorder: CallbackRecorder,
     require_signature: bool = False,
     max_body_bytes: int = MAX_CALLBACK_BYTES,
 ) -> Starlette:
-    """The receiver app; its collaborators are built by the caller (the composition root)."""
+    """The receiver app; its collaborators are built by the caller (the composition root).
 
-    def record(claim: CallbackClaim, report: CallbackReport) -> CallbackOutcome:
-        """The ledger decision and, for the first final callback, the collect enqueue.
-
-        One worker-thread hop for both blocking calls (sync Redis and the Celery publish),
-        so the event loop never waits on Redis.
-        """
-        try:
-            outcome = accept_callback(ledger, claim, report)
-            if outcome is CallbackOutcome.COLLECT:
-                enqueue_collect(claim.ref, claim.attempt)
-        except Exception as error:
-            # Only the type: broker and Redis errors can name hosts.
-            log.error("callback for %s not recorded: %s", claim.ref, type(error).__name__)
-            raise Unavailable from None
-        return outcome
+    The app closes `recorder` when it shuts down.
+    """
 
     async def callback(request: Request) -> Response:
         try:
@@ -106,8 +86,10 @@ def create_app(
             log.info("callback for %s rejected: %s", claim.ref, error)
             return _answer(400, "malformed callback body")
         try:
-            outcome = await run_in_threadpool(record, claim, report)
-        except Unavailable:
+            outcome = await recorder.record(claim, report)
+        except Exception as error:
+            # Only the type: Redis errors can name hosts.
+            log.error("callback for %s not recorded: %s", claim.ref, type(error).__name__)
             return _answer(503, "temporarily unavailable")
         if outcome is CallbackOutcome.UNKNOWN:
             return _answer(404, "not found")
@@ -116,7 +98,7 @@ def create_app(
 
     async def healthz(_: Request) -> Response:
         try:
-            await run_in_threadpool(ledger.redis.ping)
+            await recorder.ping()
         except Exception as error:
             log.warning("health check: Redis does not answer (%s)", type(error).__name__)
             return _answer(503, "temporarily unavailable")
@@ -134,7 +116,13 @@ def create_app(
         detail = {404: "not found", 405: "method not allowed"}.get(status_code, "bad request")
         return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await recorder.aclose()
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route(CALLBACK_ROUTE, callback, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

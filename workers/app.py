@@ -87,7 +87,3 @@ def send_submits(app: Celery, dispatched: Iterable[tuple[JobRef, int]]) -> int:
 def request_dispatch(app: Celery, *, countdown_s: float | None = None) -> None:
     """Ask a worker to fill the free provider slots (now, or after `countdown_s`)."""
     app.send_task(TASK_DISPATCH, countdown=countdown_s)
-
-
-def enqueue_collect(app: Celery, ref: JobRef, attempt: int) -> None:
-    app.send_task(TASK_COLLECT, args=[ref.batch_id, ref.job_id, attempt])

@@ -8,11 +8,7 @@ import dataclasses
 import pytest
 
 from pipeline import jobs
-from pipeline.callbacks import CallbackReport
-from pipeline.jobs import CallbackOutcome
 from pipeline.models import JobRef, JobState
-from pipeline.provider import TaskStatus
-from pipeline.signing import CallbackClaim
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -160,10 +156,7 @@ def test_a_submit_that_died_midway_is_awaited_and_named_by_its_callback(
     assert jobs.plan_reconcile(rt).ambiguous == [ref]
     assert ref in rt.ledger.leases()  # the task may be running
     assert jobs.collect_job(rt, ref, attempt) is None  # nothing names the task yet
-    report = CallbackReport(task_id="task-9", status=TaskStatus.READY)
-    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, attempt), report) is (
-        CallbackOutcome.COLLECT
-    )
+    assert rt.ledger.accept_callback(ref, attempt, final=True, task_id="task-9") == "collect"
     assert jobs.collect_job(rt, ref, attempt) is JobState.STORED
     assert fake.polls == 1 and fake.submits == []
     assert rt.ledger.leases() == {}

@@ -7,7 +7,6 @@ import pytest
 
 from pipeline import jobs, reports
 from pipeline.callbacks import CallbackReport
-from pipeline.jobs import CallbackOutcome
 from pipeline.models import JobRef, JobState
 from pipeline.provider import TaskStatus
 from pipeline.signing import CallbackClaim
@@ -118,17 +117,17 @@ READY = CallbackReport(task_id="t-1", status=TaskStatus.READY)
 
 def test_callbacks_are_deduplicated_and_stale_ones_ignored(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
-    running = CallbackReport(task_id="t-1", status=TaskStatus.PENDING)
-    assert (
-        jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1), running) is CallbackOutcome.PENDING
-    )
-    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1), READY) is CallbackOutcome.COLLECT
-    assert (
-        jobs.accept_callback(rt.ledger, CallbackClaim(ref, 1), READY) is CallbackOutcome.DUPLICATE
-    )
-    assert jobs.accept_callback(rt.ledger, CallbackClaim(ref, 2), READY) is CallbackOutcome.STALE
-    unknown = CallbackClaim(ref.__class__(ref.batch_id, "nope"), 1)
-    assert jobs.accept_callback(rt.ledger, unknown, READY) is CallbackOutcome.UNKNOWN
+
+    def accept(job, attempt, *, final=True):
+        return rt.ledger.accept_callback(job, attempt, final=final, task_id="t-1")
+
+    assert accept(ref, 1, final=False) == "pending"
+    assert ref in rt.ledger.leases()
+    assert accept(ref, 1) == "collect"
+    assert rt.ledger.leases() == {}  # the provider ended the task: its slot is free
+    assert accept(ref, 1) == "duplicate"
+    assert accept(ref, 2) == "stale"
+    assert accept(ref.__class__(ref.batch_id, "nope"), 1) == "unknown"
 
 
 def test_collect_stores_once_with_tags_and_metadata(rt, new_job, fake):

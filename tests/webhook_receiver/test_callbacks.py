@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from pipeline.callbacks import MalformedCallback, parse_callback
 from pipeline.ledger import Ledger
 from pipeline.models import EditParams, JobRef, JobSpec, JobState
+from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Secret
 from pipeline.signing import CallbackSigner, body_signature
 from webhook_receiver.app import MAX_CALLBACK_BYTES, create_app
@@ -42,22 +43,13 @@ def ledger(valkey_url):
 
 
 @pytest.fixture
-def enqueued():
-    return []
-
-
-@pytest.fixture
 def signer(clock):
     return CallbackSigner([KEY], max_age_s=3600, clock=clock)
 
 
 @pytest.fixture
-def client(signer, ledger, enqueued):
-    app = create_app(
-        signer=signer,
-        ledger=ledger,
-        enqueue_collect=lambda ref, attempt: enqueued.append((ref, attempt)),
-    )
+def client(signer, recorder):
+    app = create_app(signer=signer, recorder=recorder)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -120,7 +112,7 @@ def untouched(ledger, ref):
 def test_verified_callback_enqueues_collect_once(client, signer, ledger, job, enqueued):
     assert post(client, signer, job).status_code == 200
     assert post(client, signer, job).status_code == 200
-    assert enqueued == [(job, 1)]
+    assert enqueued.read() == [(job, 1)]
     assert ledger.get(job).state is JobState.AWAITING_RESULT
 
 
@@ -128,14 +120,14 @@ def test_wrong_secret_is_401_and_changes_nothing(client, signer, ledger, job, en
     response = post(client, signer, job, secret="guessed", body=b"not json at all")
     assert response.status_code == 401
     assert response.json() == {"detail": "unauthorized"}
-    assert enqueued == []
+    assert enqueued.read() == []
     assert untouched(ledger, job)
 
 
 def test_missing_secret_is_401(client, signer, job, enqueued):
     token = signer.token(job, 1)
     assert client.post(f"/v1/callbacks/bfl/{token}", content=b"{}").status_code == 401
-    assert enqueued == []
+    assert enqueued.read() == []
 
 
 def test_forged_and_expired_tokens_are_401(client, signer, ledger, job, enqueued, clock):
@@ -146,7 +138,7 @@ def test_forged_and_expired_tokens_are_401(client, signer, ledger, job, enqueued
     token = signer.token(job, 1)
     clock.now += 3601
     assert post(client, signer, job, token=token).status_code == 401
-    assert enqueued == []
+    assert enqueued.read() == []
     assert untouched(ledger, job)
 
 
@@ -165,26 +157,26 @@ def test_body_signature_is_checked_when_present(client, signer, job, enqueued):
     good = {"x-bfl-signature": body_signature(secret, body)}
     bad = {"x-bfl-signature": body_signature(secret, body + b"!")}
     assert post(client, signer, job, body=body, headers=bad).status_code == 401
-    assert enqueued == []
+    assert enqueued.read() == []
     assert post(client, signer, job, body=body, headers=good).status_code == 200
-    assert enqueued == [(job, 1)]
+    assert enqueued.read() == [(job, 1)]
 
 
 def test_stale_attempt_is_acknowledged_but_ignored(client, signer, ledger, job, enqueued):
     assert post(client, signer, job, attempt=2).status_code == 200
-    assert enqueued == []
+    assert enqueued.read() == []
 
 
 def test_unknown_job_is_404(client, signer, job, enqueued):
     missing = JobRef(job.batch_id, "no-such-job")
     assert post(client, signer, missing).status_code == 404
-    assert enqueued == []
+    assert enqueued.read() == []
 
 
 def test_oversized_body_is_413(client, signer, job, enqueued):
     body = b"x" * (MAX_CALLBACK_BYTES + 1)
     assert post(client, signer, job, body=body).status_code == 413
-    assert enqueued == []
+    assert enqueued.read() == []
 
 
 def test_healthz(client):
@@ -196,14 +188,14 @@ def test_verified_body_that_is_not_json_content_is_415(client, signer, ledger, j
         response = post(client, signer, job, headers={"content-type": content_type})
         assert response.status_code == 415, content_type
         assert response.json() == {"detail": "content type must be application/json"}
-    assert enqueued == []
+    assert enqueued.read() == []
     assert untouched(ledger, job)
 
 
 def test_json_content_type_may_carry_a_utf8_charset(client, signer, job, enqueued):
     headers = {"content-type": 'Application/JSON; Charset="UTF-8"'}
     assert post(client, signer, job, headers=headers).status_code == 200
-    assert enqueued == [(job, 1)]
+    assert enqueued.read() == [(job, 1)]
 
 
 def test_content_type_is_checked_only_after_verification(client, signer, job):
@@ -217,30 +209,25 @@ def test_verified_but_malformed_body_is_400(client, signer, ledger, job, enqueue
         response = post(client, signer, job, body=body)
         assert response.status_code == 400, body[:20]
         assert response.json() == {"detail": "malformed callback body"}
-    assert enqueued == []
+    assert enqueued.read() == []
     assert untouched(ledger, job)
 
 
 def test_running_task_callback_enqueues_nothing(client, signer, job, enqueued):
     body = b'{"task_id": "t-1", "status": "processing"}'
     assert post(client, signer, job, body=body).status_code == 200
-    assert enqueued == []
+    assert enqueued.read() == []
 
 
-def test_required_signature(signer, ledger, job, enqueued):
-    app = create_app(
-        signer=signer,
-        ledger=ledger,
-        enqueue_collect=lambda ref, attempt: enqueued.append((ref, attempt)),
-        require_signature=True,
-    )
+def test_required_signature(signer, recorder, job, enqueued):
+    app = create_app(signer=signer, recorder=recorder, require_signature=True)
     body = b'{"id": "t-1", "status": "Ready"}'
     signed = {"x-bfl-signature": body_signature(signer.webhook_secret(job, 1), body)}
     with TestClient(app) as required:
         assert post(required, signer, job, body=body).status_code == 401
-        assert enqueued == []
+        assert enqueued.read() == []
         assert post(required, signer, job, body=body, headers=signed).status_code == 200
-    assert enqueued == [(job, 1)]
+    assert enqueued.read() == [(job, 1)]
 
 
 @pytest.mark.parametrize("declared", ["9" * 5000, "\u00b2", "-1", "1e9", " 12 "])
@@ -293,10 +280,13 @@ def test_openapi_describes_the_routes(client):
 
 def test_healthz_is_503_when_redis_is_gone(signer, enqueued):
     # A ledger on a port nothing listens on (the Redis client retries: keep it short).
-    import redis
+    import redis.asyncio
 
-    dead = Ledger(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
-    app = create_app(signer=signer, ledger=dead, enqueue_collect=lambda ref, attempt: None)
+    dead = CallbackRecorder(
+        lambda: redis.asyncio.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2),
+        enqueued,
+    )
+    app = create_app(signer=signer, recorder=dead)
     with TestClient(app) as test_client:
         response = test_client.get("/healthz")
     assert response.status_code == 503
@@ -393,7 +383,7 @@ def test_only_genuine_well_formed_callbacks_get_in(
     assert response.headers["content-type"] == "application/json"
     if not valid:
         assert response.status_code >= 400
-        assert enqueued == []
+        assert enqueued.read() == []
         assert ledger.get(ref) == before
         assert untouched(ledger, ref)
         if not verified:
@@ -405,7 +395,7 @@ def test_only_genuine_well_formed_callbacks_get_in(
         return
     assert response.status_code == 200
     final = parse_callback(body).is_final
-    assert enqueued == ([(ref, 1)] if final else [])
+    assert enqueued.read() == ([(ref, 1)] if final else [])
     assert ledger.get(ref).state is JobState.AWAITING_RESULT
 
 
@@ -424,10 +414,10 @@ def test_genuine_callbacks_are_200_when_well_formed_else_400(
     response = post(client, signer, ref, body=body)
     if _is_callback(body):
         assert response.status_code == 200
-        assert enqueued == ([(ref, 1)] if parse_callback(body).is_final else [])
+        assert enqueued.read() == ([(ref, 1)] if parse_callback(body).is_final else [])
     else:
         assert response.status_code == 400
-        assert enqueued == []
+        assert enqueued.read() == []
         assert ledger.get(ref) == before
         assert untouched(ledger, ref)
 
@@ -451,5 +441,5 @@ def test_arbitrary_callbacks_never_get_in_or_crash(
     )
     # 404 only when the client normalises a "." or ".." token away and no route matches.
     assert response.status_code in (401, 404)
-    assert enqueued == []
+    assert enqueued.read() == []
     assert ledger.get(job).state is JobState.AWAITING_RESULT

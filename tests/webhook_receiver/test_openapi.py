@@ -21,8 +21,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from pipeline.ledger import Ledger
+from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Secret
 from pipeline.signing import CallbackSigner
+from tests.webhook_receiver.outbox import ListOutbox
 from webhook_receiver.app import create_app
 
 from .test_callbacks import new_job
@@ -43,13 +45,10 @@ CHECKS = [
 def receiver(valkey_url):
     ledger = Ledger.from_url(valkey_url)
     signer = CallbackSigner([Secret("s" * 40)], max_age_s=3600)
-    enqueued: list = []
-    app = create_app(
-        signer=signer,
-        ledger=ledger,
-        enqueue_collect=lambda ref, attempt: enqueued.append((ref, attempt)),
-    )
+    outbox = ListOutbox(valkey_url)
+    app = create_app(signer=signer, recorder=CallbackRecorder.from_url(valkey_url, outbox))
     yield app, signer, ledger
+    outbox.close()
     ledger.redis.close()
 
 
