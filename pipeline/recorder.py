@@ -23,9 +23,9 @@ from enum import Enum
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
 
 from pipeline.callbacks import CallbackReport
 from pipeline.ledger import (
