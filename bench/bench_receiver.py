@@ -2,7 +2,7 @@
 
 Starts an embedded Valkey, writes `--jobs` jobs to the ledger in `awaiting_result`, and
 runs the receiver as `fillpipe.services.build_receiver_app` composes it (real signer,
-ledger and Celery `enqueue_collect` to that Valkey), plus a trivial POST route on the
+recorder, collect messages queued on that Valkey), plus a trivial POST route on the
 same app, under ONE uvicorn worker on 127.0.0.1 in a subprocess. A load generator in
 another process (asyncio raw sockets, keep-alive HTTP/1.1, precomputed request bytes,
 `--connections` connections) fires one genuine callback per job plus `--duplicates`

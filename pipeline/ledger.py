@@ -257,7 +257,7 @@ class BatchSummary:
     created_at: float
     budget_credits: float | None = None
     cancelled: bool = False
-    priority: int = 1
+    priority: int = DEFAULT_PRIORITY
 
     @property
     def finished(self) -> int:
