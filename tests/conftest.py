@@ -16,6 +16,7 @@ from fillpipe.stack import EmbeddedStack
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from tests.stacks import train_finetune
+from tests.webhook_receiver.outbox import ListOutbox
 
 STACK_EMULATOR_ENV = {
     "FILLPIPE_EMULATOR_LATENCY_BASE_S": "0.2",
@@ -106,3 +107,11 @@ def print_log_tails(embedded: EmbeddedStack) -> None:
     for log in sorted(embedded.state.logs.glob("*.log")):
         print(f"\n--- last lines of {log} ---")
         print(embedded.log_tail(log.stem))
+
+
+@pytest.fixture
+def outbox(valkey_url: str) -> Iterator[ListOutbox]:
+    """Where a callback recorder under test queues its messages, to be read back."""
+    box = ListOutbox(valkey_url)
+    yield box
+    box.close()

@@ -11,19 +11,11 @@ from pipeline.models import JobRef, JobState
 from pipeline.provider import TaskStatus
 from pipeline.recorder import CallbackOutcome, CallbackRecorder
 from pipeline.signing import CallbackClaim
-from tests.webhook_receiver.outbox import ListOutbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 READY = CallbackReport(task_id="task-1", status=TaskStatus.READY)
 RUNNING = CallbackReport(task_id="task-1", status=TaskStatus.PENDING)
-
-
-@pytest.fixture
-def outbox(valkey_url):
-    box = ListOutbox(valkey_url)
-    yield box
-    box.close()
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@
 import pytest
 
 from pipeline.recorder import CallbackRecorder
-from tests.webhook_receiver.outbox import ListOutbox
 
 
 @pytest.fixture
-def enqueued(valkey_url):
-    outbox = ListOutbox(valkey_url)
-    yield outbox
-    outbox.close()
+def enqueued(outbox):
+    return outbox
 
 
 @pytest.fixture
-def recorder(valkey_url, enqueued):
-    return CallbackRecorder.from_url(valkey_url, enqueued)
+def recorder(valkey_url, outbox):
+    return CallbackRecorder.from_url(valkey_url, outbox)
