@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -660,14 +661,19 @@ def redis_client(url: str) -> redis.Redis:
     checks state first, so a repeat changes nothing (a repeated dispatch leases jobs
     whose submits are never sent: the reconcile sweep puts them back in line).
     """
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=0.05), REDIS_RETRIES),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
+    return redis.Redis.from_url(url, **redis_client_options(Retry))
+
+
+def redis_client_options(retry_class: Callable[..., Any]) -> dict[str, Any]:
+    """The options of every fillpipe Redis client, sync (`redis.retry.Retry`) or asyncio
+    (`redis.asyncio.retry.Retry`): decoded replies, ~30 s of retries, short timeouts."""
+    return {
+        "decode_responses": True,
+        "retry": retry_class(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=0.05), REDIS_RETRIES),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+    }
 
 
 def _job_key(ref: JobRef) -> str:

@@ -15,7 +15,6 @@ root), so this module knows nothing of the broker's format.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,22 +23,18 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
 from pipeline.callbacks import CallbackReport
 from pipeline.ledger import (
     ACCEPT_CALLBACKS,
-    REDIS_RETRIES,
-    REDIS_RETRY_CAP_S,
     CallbackEntry,
     FollowUps,
     accept_callbacks_call,
+    redis_client_options,
 )
 from pipeline.models import JobRef
 from pipeline.signing import CallbackClaim
-
-log = logging.getLogger(__name__)
 
 # Most callbacks one round trip records; more wait for the next.
 MAX_BATCH = 256
@@ -157,10 +152,12 @@ class CallbackRecorder:
             self._flusher = None
 
     async def _run(self, batch: list[_Pending]) -> None:
+        # Only a final callback can free a slot: no dispatch message for other batches.
+        may_free = any(pending.entry.final for pending in batch)
         follow_ups = FollowUps(
             collect_queue=self._outbox.collect_queue,
             dispatch_queue=self._outbox.dispatch_queue,
-            dispatch_message=self._outbox.dispatch(),
+            dispatch_message=self._outbox.dispatch() if may_free else "",
         )
         keys, args = accept_callbacks_call(
             (pending.entry for pending in batch), now=self._clock(), follow_ups=follow_ups
@@ -180,11 +177,4 @@ class CallbackRecorder:
 
 def async_redis_client(url: str) -> aioredis.Redis:
     """The asyncio twin of `pipeline.ledger.redis_client` (same retries, same timeouts)."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=0.05), REDIS_RETRIES),
-        retry_on_error=[aioredis.ConnectionError, aioredis.TimeoutError],
-        socket_connect_timeout=5,
-        health_check_interval=30,
-    )
+    return aioredis.Redis.from_url(url, **redis_client_options(Retry))
