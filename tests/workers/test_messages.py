@@ -57,6 +57,13 @@ def mask_fresh_ids(ours: dict, theirs: dict) -> None:
             ["b-1", "job 1+ü", 3],
             lambda o: o.collect(JobRef("b-1", "job 1+ü"), 3),
         ),
+        (
+            # A job id that spells a template's stand-in stays a job id.
+            QUEUE_COLLECT,
+            TASK_COLLECT,
+            ["b-1", '"@@fillpipe-hole:task_id@@"', 1],
+            lambda o: o.collect(JobRef("b-1", '"@@fillpipe-hole:task_id@@"'), 1),
+        ),
         (QUEUE_SUBMIT, TASK_DISPATCH, [], lambda o: o.dispatch()),
     ],
 )
@@ -74,3 +81,6 @@ def test_every_message_has_its_own_ids(app):
     first, second = (json.loads(outbox.dispatch()) for _ in range(2))
     assert first["headers"]["id"] != second["headers"]["id"]
     assert first["properties"]["delivery_tag"] != second["properties"]["delivery_tag"]
+    for message in (first, second):
+        assert message["headers"]["id"] == message["headers"]["root_id"]
+        assert message["headers"]["id"] == message["properties"]["correlation_id"]
