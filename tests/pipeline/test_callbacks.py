@@ -97,6 +97,8 @@ def test_is_final():
         b'{"status": "SUCCESS", "seed": NaN}',
         b'{"status": "SUCCESS", "seed": Infinity}',
         b'{"status": "SUCCESS", "seed": 1e999}',
+        '{"status": "SUCCESS"}'.encode("utf-16"),  # JSON between systems is UTF-8
+        b'\xef\xbb\xbf{"status": "SUCCESS"}',  # ... with no byte order mark
     ],
 )
 def test_malformed_bodies(body):
