@@ -113,6 +113,7 @@ class Task:
             "owner": self.owner,
             "status": self.status.value,
             "created_at": self.created_at,
+            "finished_at": self.finished_at,
             "seed": self.facts.get("seed"),
         }
 
