@@ -15,6 +15,13 @@ a worker and beat), trains a finetune, then measures in the same run:
    `--latency-jobs` 1 MP jobs, from the receiver's acceptance of the first final
    callback (`callback_at`) to the job's `stored` transition.
 
+For phase 1 it also prints where the slots' time went, from the emulator's own task
+list (`GET /admin/tasks`: each task's `created_at` and `finished_at`): the share of
+slot-time the provider spent on tasks, and the slot gap, from a task's finish to the
+creation of the task that took its slot (once all slots are in use, the k-th creation
+after the first `--slots` waits for the k-th finish), split into finish → callback
+recorded (`callback_at`) and the rest (dispatch, submit, the POST).
+
 Phases 1-3 use 256 px images so that the emulator's own CPU work (inpainting) does not
 become the bottleneck on a 2-core machine; phase 4 uses 1 MP images. It also prints the
 pipeline's CPU time per job in phase 1 (worker, receiver and beat processes, user +
@@ -62,6 +69,8 @@ SERVICES = ("worker", "receiver", "beat")
 class Run:
     jobs: int
     makespan_s: float
+    batch_id: str = ""
+    started_at: float = 0.0
 
 
 def main() -> None:
@@ -103,9 +112,17 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     samples = make_samples(args.jobs, size_px=MAKESPAN_IMAGE_PX)
 
     processes = [psutil.Process(pid) for name, pid in stack.pids.items() if name in SERVICES]
+    admin = httpx.Client(
+        base_url=stack.env["FILLPIPE_PROVIDER_URL"],
+        headers={"x-admin-token": stack.env["FILLPIPE_EMULATOR_ADMIN_TOKEN"]},
+        timeout=30.0,
+    )
+    known = {task["id"] for task in admin.get("/admin/tasks").json()["tasks"]}
     cpu_before = _cpu_s(processes)
     ours = run_fillpipe(rt, finetune_id, samples)
     cpu_per_job_ms = (_cpu_s(processes) - cpu_before) / args.jobs * 1000
+    tasks = [task for task in admin.get("/admin/tasks").json()["tasks"] if task["id"] not in known]
+    admin.close()
     bodies = [_body(sample, finetune_id, index) for index, sample in enumerate(samples, 1)]
     script = asyncio.run(run_script(rt.settings, bodies, width=args.slots))
     sequential = asyncio.run(run_script(rt.settings, bodies[: args.sequential_jobs], width=1))
@@ -124,6 +141,7 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(f"target: fillpipe makespan / ideal {ratio:.3f} vs <= {TARGET_RATIO} ({verdict})")
     print(f"pipeline CPU time per job (worker + receiver + beat): {cpu_per_job_ms:.1f} ms")
+    print_slot_use(ours, tasks, _callbacks_at(rt.ledger, ours.batch_id), args.slots)
 
     big = make_samples(args.latency_jobs, size_px=LATENCY_IMAGE_PX, seed=1)
     latencies_ms = callback_to_stored_ms(rt, finetune_id, big)
@@ -145,7 +163,7 @@ def run_fillpipe(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> Ru
     request_dispatch(create_celery_app(rt.settings))
     _wait(rt.ledger, batch_id)
     finished = max(record.updated_at for record in rt.ledger.jobs(batch_id))
-    return Run(len(samples), finished - started)
+    return Run(len(samples), finished - started, batch_id, started)
 
 
 def callback_to_stored_ms(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> list[float]:
@@ -160,6 +178,50 @@ def callback_to_stored_ms(rt: Runtime, finetune_id: str, samples: Sequence[Sampl
         for called, stored in pipe.execute()
         if called is not None  # stored by the reconcile sweep's poll, not a callback
     ]
+
+
+def print_slot_use(
+    run: Run, tasks: Sequence[dict], callbacks_at: dict[str, float], slots: int
+) -> None:
+    """How full the provider's slots were, and what each slot's turn-around cost."""
+    ended = [task for task in tasks if task.get("finished_at") is not None]
+    if len(ended) <= slots:
+        return
+    created = sorted(task["created_at"] for task in ended)
+    finished = sorted(task["finished_at"] for task in ended)
+    span = finished[-1] - created[0]
+    busy = sum(task["finished_at"] - task["created_at"] for task in ended)
+    gaps = [created[k + slots] - finished[k] for k in range(len(created) - slots)]
+    heard = [
+        callbacks_at[task["id"]] - task["finished_at"]
+        for task in ended
+        if task["id"] in callbacks_at
+    ]
+    print(
+        f"provider slots busy {busy / (slots * span):.1%} of {slots} x {span:.1f} s; "
+        f"slot gap (finish -> next task created) {_spread(gaps)}"
+    )
+    if heard:
+        print(f"  of which finish -> callback recorded {_spread(heard)}")
+    stored_at = run.started_at + run.makespan_s
+    print(
+        f"first task created {(created[0] - run.started_at) * 1000:.0f} ms after the dispatch "
+        f"request; last job stored {(stored_at - finished[-1]) * 1000:.0f} ms after the last finish"
+    )
+
+
+def _callbacks_at(ledger: Ledger, batch_id: str) -> dict[str, float]:
+    """The receiver's `callback_at` of each job of `batch_id`, by provider task id."""
+    pipe = ledger.redis.pipeline(transaction=False)
+    for job_id in ledger.job_ids(batch_id):
+        pipe.hmget(f"fp:job:{batch_id}:{job_id}", "provider_task_id", "callback_at")
+    return {task_id: float(called) for task_id, called in pipe.execute() if task_id and called}
+
+
+def _spread(seconds: Sequence[float]) -> str:
+    ms = sorted(value * 1000 for value in seconds)
+    p90 = ms[min(len(ms) - 1, int(len(ms) * 0.9))]
+    return f"mean {statistics.mean(ms):.1f} ms, p50 {statistics.median(ms):.1f}, p90 {p90:.1f}"
 
 
 async def run_script(settings: Settings, bodies: Sequence[dict], *, width: int) -> Run:
