@@ -170,12 +170,9 @@ def callback_to_stored_ms(rt: Runtime, finetune_id: str, samples: Sequence[Sampl
     batch_id = _batch(rt, finetune_id, samples)
     request_dispatch(create_celery_app(rt.settings))
     _wait(rt.ledger, batch_id)
-    pipe = rt.ledger.redis.pipeline(transaction=False)
-    for job_id in rt.ledger.job_ids(batch_id):
-        pipe.hmget(f"fp:job:{batch_id}:{job_id}", "callback_at", "updated_at")
     return [
         (float(stored) - float(called)) * 1000
-        for called, stored in pipe.execute()
+        for called, stored in _job_fields(rt.ledger, batch_id, "callback_at", "updated_at")
         if called is not None  # stored by the reconcile sweep's poll, not a callback
     ]
 
@@ -212,10 +209,16 @@ def print_slot_use(
 
 def _callbacks_at(ledger: Ledger, batch_id: str) -> dict[str, float]:
     """The receiver's `callback_at` of each job of `batch_id`, by provider task id."""
+    fields = _job_fields(ledger, batch_id, "provider_task_id", "callback_at")
+    return {task_id: float(called) for task_id, called in fields if task_id and called}
+
+
+def _job_fields(ledger: Ledger, batch_id: str, *names: str) -> list[list[str | None]]:
+    """`names` of every job hash of `batch_id`, in one pipelined round trip."""
     pipe = ledger.redis.pipeline(transaction=False)
     for job_id in ledger.job_ids(batch_id):
-        pipe.hmget(f"fp:job:{batch_id}:{job_id}", "provider_task_id", "callback_at")
-    return {task_id: float(called) for task_id, called in pipe.execute() if task_id and called}
+        pipe.hmget(f"fp:job:{batch_id}:{job_id}", *names)
+    return pipe.execute()
 
 
 def _spread(seconds: Sequence[float]) -> str:

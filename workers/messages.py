@@ -3,8 +3,9 @@
 The receiver's ledger script queues a collect (and a dispatch) in the same round trip
 that records a callback, so it needs the message a `send_task` would have LPUSHed,
 built beforehand. Celery builds the task message (`app.amqp.create_task_message`,
-protocol 2) and kombu's serializer its body; this module adds kombu's Redis envelope,
-as the virtual transport's `basic_publish` does for the default exchange.
+protocol 2), the body is JSON as kombu's json serializer writes it, and this module
+adds kombu's Redis envelope, as the virtual transport's `basic_publish` does for the
+default exchange.
 
 Celery builds each task's message once (`TaskMessage`); every message after that
 fills in only what changes from one to the next: the task id, the delivery tag and the
