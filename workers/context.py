@@ -1,17 +1,23 @@
-"""One `Runtime` per worker process, built on first use from the environment.
+"""One `Runtime` per worker process, built from the environment after the fork.
 
-Built lazily (after any fork) so no socket is shared between pool processes.
+Each pool process builds its own as it starts (`worker_process_init`), so no socket is
+shared between pool processes and the first task does not pay for building clients
+(boto3's above all). A process that could not build it then builds it on first use,
+so the error is raised in a task and logged there.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
@@ -26,6 +32,14 @@ def runtime() -> Runtime:
             _runtime = Runtime.from_settings(Settings.from_environ())
             _owner_pid = os.getpid()
         return _runtime
+
+
+@worker_process_init.connect
+def _build_runtime(**_: object) -> None:
+    try:
+        runtime()
+    except Exception:  # raised again, and logged, by the first task
+        log.exception("could not build the worker runtime; retrying on first use")
 
 
 @worker_process_shutdown.connect

@@ -3,8 +3,11 @@
 Arguments are JSON ids; every task is idempotent on (job, attempt), so a redelivered
 message changes nothing twice. Every task ends by filling the provider slots that are
 free (`fill_slots`): a slot freed by a collect is leased to the next job at once, in
-the same task, so the dispatcher is driven by events, not by a polling loop. Waiting
-is short and bounded: longer waits belong to the reconcile sweep.
+the same task, so the dispatcher is driven by events, not by a polling loop. The
+dispatch task (queued by the receiver when a callback frees a slot) submits the first
+job it leases itself, saving the broker hop to a submit task, and sends a submit
+message for each other one. Waiting is short and bounded: longer waits belong to the
+reconcile sweep.
 """
 
 from __future__ import annotations
@@ -41,12 +44,7 @@ def backoff_s(retries: int) -> float:
 
 @shared_task(name=TASK_SUBMIT)
 def submit(batch_id: str, job_id: str, attempt: int) -> None:
-    ref = JobRef(batch_id, job_id)
-    try:
-        state = jobs.submit_job(runtime(), ref, attempt)
-    finally:
-        fill_slots()
-    _after(ref, state)
+    _submit(JobRef(batch_id, job_id), attempt)
 
 
 @shared_task(name=TASK_COLLECT, bind=True, max_retries=MAX_RETRIES)
@@ -73,7 +71,10 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
 
 @shared_task(name=TASK_DISPATCH)
 def dispatch() -> None:
-    fill_slots()
+    # At most one job is submitted here: the slots it frees (a refused input, say) are
+    # filled by submit messages, so one dispatch never works through a whole batch.
+    for ref, attempt in fill_slots(keep=1):
+        _submit(ref, attempt)
 
 
 @shared_task(name=TASK_RECONCILE)
@@ -93,8 +94,9 @@ def reconcile() -> None:
     fill_slots()
 
 
-def fill_slots() -> int:
-    """Lease every free provider slot and send a submit for each; return how many.
+def fill_slots(*, keep: int = 0) -> list[tuple[JobRef, int]]:
+    """Lease every free provider slot; send a submit for each leased job but the first
+    `keep`, which are returned for the caller to submit (each holds its lease).
 
     While the dispatcher cools down (a 429, an unreachable provider) one delayed
     dispatch is scheduled for when it ends.
@@ -102,11 +104,21 @@ def fill_slots() -> int:
     rt = runtime()
     dispatched = jobs.dispatch(rt)
     if dispatched:
-        return send_submits(current_app, dispatched)
+        if len(dispatched) > keep:
+            send_submits(current_app, dispatched[keep:])
+        return dispatched[:keep]
     wait_s = rt.ledger.cooldown_left_s()
     if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):
         request_dispatch(current_app, countdown_s=wait_s)
-    return 0
+    return []
+
+
+def _submit(ref: JobRef, attempt: int) -> None:
+    try:
+        state = jobs.submit_job(runtime(), ref, attempt)
+    finally:
+        fill_slots()
+    _after(ref, state)
 
 
 def _after(ref: JobRef, state: JobState | None) -> None:

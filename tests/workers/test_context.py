@@ -1,0 +1,46 @@
+"""Each worker process builds its runtime as it starts, not on its first task."""
+
+import logging
+
+import pytest
+from celery.signals import worker_process_init
+
+from pipeline.errors import ConfigError
+from workers import context
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def fresh_context(monkeypatch, clean_environ):
+    """An environment holding only `clean_environ`, and no runtime built in this process."""
+    for name in list(context.os.environ):
+        if name not in clean_environ:
+            monkeypatch.delenv(name)
+    context._close_runtime()
+    yield monkeypatch
+    context._close_runtime()
+
+
+def test_process_init_builds_the_runtime_the_tasks_then_use(fresh_context, stack):
+    for name, value in stack.env.items():
+        fresh_context.setenv(name, value)
+
+    worker_process_init.send(sender=None)
+
+    built = context._runtime
+    assert built is not None
+    assert context.runtime() is built
+    assert built.settings.redis_url == stack.env["FILLPIPE_REDIS_URL"]
+
+
+def test_bad_settings_at_process_init_are_logged_then_raised_by_the_first_task(
+    fresh_context, caplog
+):
+    with caplog.at_level(logging.ERROR, logger="workers.context"):
+        worker_process_init.send(sender=None)
+
+    assert context._runtime is None
+    assert "could not build the worker runtime" in caplog.text
+    with pytest.raises(ConfigError, match="FILLPIPE_REDIS_URL"):
+        context.runtime()
