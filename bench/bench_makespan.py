@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import heapq
 import math
 import os
 import statistics
@@ -141,7 +142,7 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(f"target: fillpipe makespan / ideal {ratio:.3f} vs <= {TARGET_RATIO} ({verdict})")
     print(f"pipeline CPU time per job (worker + receiver + beat): {cpu_per_job_ms:.1f} ms")
-    print_slot_use(ours, tasks, _callbacks_at(rt.ledger, ours.batch_id), args.slots)
+    print_slot_use(ours, tasks, _job_times(rt.ledger, ours.batch_id), args.slots, ideal_s)
 
     big = make_samples(args.latency_jobs, size_px=LATENCY_IMAGE_PX, seed=1)
     latencies_ms = callback_to_stored_ms(rt, finetune_id, big)
@@ -178,39 +179,91 @@ def callback_to_stored_ms(rt: Runtime, finetune_id: str, samples: Sequence[Sampl
 
 
 def print_slot_use(
-    run: Run, tasks: Sequence[dict], callbacks_at: dict[str, float], slots: int
+    run: Run, tasks: Sequence[dict], times: dict[str, JobTimes], slots: int, ideal_s: float
 ) -> None:
-    """How full the provider's slots were, and what each slot's turn-around cost."""
-    ended = [task for task in tasks if task.get("finished_at") is not None]
+    """How full the provider's slots were, what each slot's turn-around cost and what
+    the makespan would be if the turn-around took only its provider-side part."""
+    ended = sorted(
+        (task for task in tasks if task.get("finished_at") is not None),
+        key=lambda task: task["created_at"],
+    )
     if len(ended) <= slots:
         return
-    created = sorted(task["created_at"] for task in ended)
-    finished = sorted(task["finished_at"] for task in ended)
-    span = finished[-1] - created[0]
+    by_finish = sorted(ended, key=lambda task: task["finished_at"])
+    span = by_finish[-1]["finished_at"] - ended[0]["created_at"]
     busy = sum(task["finished_at"] - task["created_at"] for task in ended)
-    gaps = [created[k + slots] - finished[k] for k in range(len(created) - slots)]
-    heard = [
-        callbacks_at[task["id"]] - task["finished_at"]
-        for task in ended
-        if task["id"] in callbacks_at
-    ]
+    # Once every slot is in use, the k-th creation after the first `slots` waits for
+    # the k-th finish: pair them, and split each gap by the ledger's timestamps.
+    pairs = list(zip(by_finish, ended[slots:], strict=False))
+    gaps = [taken["created_at"] - freed["finished_at"] for freed, taken in pairs]
+    heard, ours, posted = [], [], []
+    for freed, taken in pairs:
+        called = times.get(freed["id"], JobTimes()).callback_at
+        sent = times.get(taken["id"], JobTimes()).submitted_at
+        if called is not None and sent is not None:
+            heard.append(called - freed["finished_at"])
+            ours.append(sent - called)
+            posted.append(taken["created_at"] - sent)
     print(
         f"provider slots busy {busy / (slots * span):.1%} of {slots} x {span:.1f} s; "
         f"slot gap (finish -> next task created) {_spread(gaps)}"
     )
     if heard:
-        print(f"  of which finish -> callback recorded {_spread(heard)}")
+        print(f"  finish -> callback recorded (webhook + receiver) {_spread(heard)}")
+        print(f"  callback recorded -> next POST sent (dispatch, S3 reads, ledger) {_spread(ours)}")
+        print(f"  POST sent -> task created (the provider) {_spread(posted)}")
     stored_at = run.started_at + run.makespan_s
     print(
-        f"first task created {(created[0] - run.started_at) * 1000:.0f} ms after the dispatch "
-        f"request; last job stored {(stored_at - finished[-1]) * 1000:.0f} ms after the last finish"
+        f"first task created {(ended[0]['created_at'] - run.started_at) * 1000:.0f} ms after the "
+        f"dispatch request; last job stored "
+        f"{(stored_at - by_finish[-1]['finished_at']) * 1000:.0f} ms after the last finish"
     )
+    durations = [task["finished_at"] - task["created_at"] for task in ended]
+    bare = greedy_makespan_s(durations, slots, turnaround_s=0.0)
+    print(
+        f"these task times on {slots} slots with no turn-around at all: "
+        f"{bare / ideal_s:.3f} x ideal (the latency jitter alone)"
+    )
+    if heard:
+        floor_s = statistics.mean(heard) + statistics.mean(posted)
+        floor = greedy_makespan_s(durations, slots, turnaround_s=floor_s)
+        print(
+            f"  ... with only the webhook and POST parts of the turn-around "
+            f"({floor_s * 1000:.1f} ms): {floor / ideal_s:.3f} x ideal"
+        )
 
 
-def _callbacks_at(ledger: Ledger, batch_id: str) -> dict[str, float]:
-    """The receiver's `callback_at` of each job of `batch_id`, by provider task id."""
-    fields = _job_fields(ledger, batch_id, "provider_task_id", "callback_at")
-    return {task_id: float(called) for task_id, called in fields if task_id and called}
+def greedy_makespan_s(durations: Sequence[float], slots: int, *, turnaround_s: float) -> float:
+    """Makespan of `durations` run in order on `slots` slots, each task starting as soon
+    as a slot is free; a freed slot takes `turnaround_s` before its next task starts."""
+    free_at = [0.0] * slots
+    end = 0.0
+    for duration in durations:
+        start = heapq.heappop(free_at)
+        finish = start + (turnaround_s if start > 0 else 0.0) + duration
+        end = max(end, finish)
+        heapq.heappush(free_at, finish)
+    return end
+
+
+@dataclass(frozen=True)
+class JobTimes:
+    submitted_at: float | None = None
+    callback_at: float | None = None
+
+
+def _job_times(ledger: Ledger, batch_id: str) -> dict[str, JobTimes]:
+    """When each job of `batch_id` was POSTed and its callback recorded, by task id."""
+    fields = _job_fields(ledger, batch_id, "provider_task_id", "submitted_at", "callback_at")
+    return {
+        task_id: JobTimes(_seconds(sent), _seconds(called))
+        for task_id, sent, called in fields
+        if task_id
+    }
+
+
+def _seconds(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _job_fields(ledger: Ledger, batch_id: str, *names: str) -> list[list[str | None]]:

@@ -100,6 +100,7 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     if not begun.applied:  # the reconcile sweep put it back in line meanwhile
         rt.ledger.release_budget(ref.batch_id, reserved)
         return None
+    posted_at = rt.clock()  # kept as `submitted_at`, for latency figures
     try:
         submission = rt.provider.submit(body)
     except (RateLimited, ProviderUnavailable) as error:
@@ -121,7 +122,10 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
             from_states=[JobState.SUBMITTING],
             to_state=JobState.AWAITING_RESULT,
             attempt=attempt,
-            fields={"error": f"submit outcome unknown ({error}); awaiting its callback"},
+            fields={
+                "error": f"submit outcome unknown ({error}); awaiting its callback",
+                "submitted_at": posted_at,
+            },
             late_at=rt.clock() + rt.settings.deadlines.ambiguous_submit_s,
         )
         return JobState.AWAITING_RESULT
@@ -139,6 +143,7 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
             "polling_url": submission.polling_url,
             "cost_credits": submission.cost_credits,
             "input_troubles": None,
+            "submitted_at": posted_at,
         },
         cost_credits=submission.cost_credits if submission.cost_credits is not None else estimate,
         late_at=rt.clock() + rt.settings.deadlines.callback_late_s,

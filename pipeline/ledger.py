@@ -1,7 +1,8 @@
 """The job ledger in Redis: job records, batch counters, provider slots, dispatch.
 
 Keys (prefix `fp:`):
-    fp:job:<batch>:<job>       hash: spec (JSON), state, attempt, provider fields, error
+    fp:job:<batch>:<job>       hash: spec (JSON), state, attempt, provider fields, error,
+                               submitted_at and callback_at (for latency figures)
     fp:batch:<batch>           hash: created_at, total, priority, n:<state> counters,
                                cost_credits, budget and reservations, dispatch cursor
     fp:batch:<batch>:jobs      list of job ids in manifest order (the dispatcher walks

@@ -31,10 +31,12 @@ def submitted(rt, new_job, fake):
     return ref
 
 
-def test_submit_posts_inputs_with_a_verifiable_callback(rt, new_job, fake):
+def test_submit_posts_inputs_with_a_verifiable_callback(rt, new_job, fake, clock):
     ref = submitted(rt, new_job, fake)
     record = rt.ledger.get(ref)
     assert (record.attempt, record.provider_task_id, record.cost_credits) == (1, "task-1", 4.5)
+    posted_at = rt.ledger.redis.hget(f"fp:job:{ref.batch_id}:{ref.job_id}", "submitted_at")
+    assert float(posted_at) == clock.now  # kept for the makespan bench's split
     body = fake.submits[0]
     assert decoded(body, "image") == png() and decoded(body, "mask") == png(mode="L")
     assert body["finetune_id"] == "ft-1" and body["output_format"] == "png"
@@ -103,6 +105,7 @@ def test_ambiguous_submit_waits_then_makes_a_new_attempt(rt, new_job, fake, cloc
     assert submit(rt, ref) is JobState.AWAITING_RESULT
     assert len(fake.submits) == 1
     assert ref in rt.ledger.leases()  # the task may be running: its slot stays taken
+    assert rt.ledger.redis.hget(f"fp:job:{ref.batch_id}:{ref.job_id}", "submitted_at")
     assert ref not in jobs.plan_reconcile(rt).requeued  # not yet late
     clock.now += rt.settings.deadlines.ambiguous_submit_s + 1
     assert ref in jobs.plan_reconcile(rt).requeued
