@@ -55,10 +55,11 @@ def test_any_change_to_a_signed_body_is_refused(body, flip):
 @given(position=st.integers(min_value=0), char=st.characters(codec="ascii"))
 def test_any_single_character_change_to_a_token_is_refused(position, char):
     # The last character is excluded: base64 leaves its low bits unused, so some changes
-    # there decode to the very same signature bytes (not a forgery).
+    # there decode to the very same signature bytes (not a forgery). So are '+' for '-'
+    # and '/' for '_': itsdangerous decodes both alphabets of base64 alike.
     index = position % (len(TOKEN) - 1)
     forged = TOKEN[:index] + char + TOKEN[index + 1 :]
-    if forged == TOKEN:
+    if forged.replace("+", "-").replace("/", "_") == TOKEN:
         return
     with pytest.raises(VerificationError):
         SIGNER.verify(forged, {"x-webhook-secret": SECRET}, b"{}")
