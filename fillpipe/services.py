@@ -60,7 +60,11 @@ def build_receiver_app(settings: Settings, celery_app: Celery) -> Starlette:
     `celery_app`'s workers in the same script that records a callback."""
     return create_receiver_app(
         signer=CallbackSigner(settings.signing_keys, max_age_s=settings.callback_token_max_age_s),
-        recorder=CallbackRecorder.from_url(settings.redis_url, BrokerOutbox(celery_app)),
+        recorder=CallbackRecorder.from_url(
+            settings.redis_url,
+            BrokerOutbox(celery_app),
+            handoff_late_s=settings.deadlines.dispatch_late_s,
+        ),
         require_signature=settings.require_signature,
     )
 

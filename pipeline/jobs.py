@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,10 +39,16 @@ MAX_INPUT_BYTES = 40 * 1024 * 1024
 MAX_INPUT_TROUBLES = 8
 # Backoff of the whole account after the provider could not be reached: 2**n s, capped.
 MAX_COOLDOWN_S = 60.0
+# A staged job's submit task checks on its job this often while it waits for a slot,
+# and gives the job back to its line after waiting this long (or half the dispatch
+# deadline, if shorter).
+STAGED_POLL_S = 1.0
+STAGED_WAIT_MAX_S = 30.0
 TAG_BATCH, TAG_JOB, TAG_FINETUNE = "fillpipe-batch", "fillpipe-job", "fillpipe-finetune"
 _ACTIVE = (JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING)
 _FORMAT_TYPES = {"JPEG": CONTENT_TYPES["jpeg"], "PNG": CONTENT_TYPES["png"], "WEBP": "image/webp"}
 _UNCHARGED = (TaskStatus.REQUEST_MODERATED, TaskStatus.CONTENT_MODERATED)
+_CANCELLED = "cancelled before it was submitted"
 
 
 class NotReadyYet(RetryableError):
@@ -56,10 +63,24 @@ class ResultLost(ResultUnavailable):
 
 
 def dispatch(rt: Runtime) -> list[tuple[JobRef, int]]:
-    """Lease every free provider slot to the next queued jobs; return them with their
-    attempts, each to be sent to a submit task."""
+    """Lease every free provider slot, to staged jobs first, then to the next queued
+    jobs; return the queued ones with their attempts, each to be sent to a submit task
+    (the staged ones' submit tasks are waiting already)."""
     return rt.ledger.dispatch(
         capacity=rt.settings.provider_slots, deadline_s=rt.settings.deadlines.dispatch_late_s
+    )
+
+
+def stage(rt: Runtime) -> list[tuple[JobRef, int]]:
+    """Once every slot is in use, stage the next jobs (`STAGED_SUBMITS` in all); return
+    them with their attempts, each to be sent to a submit task, which reads its inputs
+    and builds its request, then waits for the next free slot."""
+    if rt.settings.staged_submits == 0:
+        return []
+    return rt.ledger.stage(
+        capacity=rt.settings.provider_slots,
+        depth=rt.settings.staged_submits,
+        deadline_s=rt.settings.deadlines.dispatch_late_s,
     )
 
 
@@ -67,24 +88,32 @@ def dispatch(rt: Runtime) -> list[tuple[JobRef, int]]:
 
 
 def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
-    """Submit a dispatched job to the provider; return its new state (None: not ours).
+    """Submit a dispatched or staged job to the provider; return its new state (None:
+    not ours). A staged job's inputs are read first, then it waits for a free slot.
 
     Trouble that may pass (S3 or the provider unreachable, the provider at its limit)
     puts the job back at the front of its line and cools the dispatcher down; a 402 or
-    a refused key pauses the account. Nothing here waits or retries: the dispatcher does.
+    a refused key pauses the account. Nothing here retries: the dispatcher does.
     """
     record = rt.ledger.get(ref)
-    if record is None or record.state is not JobState.DISPATCHED or record.attempt != attempt:
+    if record is None or record.attempt != attempt:
         return None
-    if rt.ledger.is_cancelled(ref.batch_id):
-        message = "cancelled before it was submitted"
-        return _finish(rt, ref, attempt, JobState.CANCELLED, message)
+    staged = record.state is JobState.STAGED
+    if not staged and record.state is not JobState.DISPATCHED:
+        return None
+    if not staged and rt.ledger.is_cancelled(ref.batch_id):
+        return _finish(rt, ref, attempt, JobState.CANCELLED, _CANCELLED)
     try:
         body, image = _submit_body(rt, record, attempt)
     except InputError as error:
         return _finish(rt, ref, attempt, JobState.INVALID_INPUT, str(error))
     except RetryableError as error:
         return _input_trouble(rt, record, error)
+    if staged:
+        if not _wait_for_slot(rt, ref, attempt):
+            return _state_if_current(rt, ref, attempt)
+        if rt.ledger.is_cancelled(ref.batch_id):
+            return _finish(rt, ref, attempt, JobState.CANCELLED, _CANCELLED)
     estimate = estimate_credits(rt, image)
     reserved = rt.ledger.reserve_budget(ref.batch_id, estimate)
     if reserved is None:
@@ -152,6 +181,34 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     return JobState.AWAITING_RESULT
 
 
+def _wait_for_slot(rt: Runtime, ref: JobRef, attempt: int) -> bool:
+    """Wait until a slot is handed to staged `attempt` of the job; True once it holds
+    one. False when the job moved on meanwhile (requeued by the reconcile sweep, say),
+    or after waiting too long (the account paused, a long queue of slow tasks): then
+    the job goes back to the front of its line, to be dispatched or staged again."""
+    limit_s = min(STAGED_WAIT_MAX_S, rt.settings.deadlines.dispatch_late_s / 2)
+    give_up_at = time.monotonic() + limit_s
+    while not rt.ledger.wait_for_slot(ref, attempt, timeout_s=STAGED_POLL_S):
+        record = rt.ledger.get(ref)
+        if record is None or record.attempt != attempt:
+            return False
+        if record.state is JobState.DISPATCHED:  # handed a slot; its wake-up was lost
+            return True
+        if record.state is not JobState.STAGED:
+            return False
+        if time.monotonic() >= give_up_at:
+            reason = f"no provider slot came free within {limit_s:g} s; back in line"
+            _back_in_line(rt, ref, attempt, JobState.STAGED, reason)
+            return False
+    return True
+
+
+def _state_if_current(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
+    """The job's state if it is still at `attempt` (else None: no longer ours)."""
+    record = rt.ledger.get(ref)
+    return record.state if record is not None and record.attempt == attempt else None
+
+
 def estimate_credits(rt: Runtime, image: ImageInfo) -> float:
     """What a job should cost before the provider says: output megapixels x the price."""
     return image.megapixels * rt.settings.price_credits_per_mp
@@ -186,7 +243,7 @@ def _input_trouble(rt: Runtime, record: JobRecord, error: RetryableError) -> Job
     rt.ledger.cool_down(_backoff_s(troubles))
     moved = rt.ledger.transition(
         ref,
-        from_states=[JobState.DISPATCHED],
+        from_states=[JobState.DISPATCHED, JobState.STAGED],
         to_state=JobState.QUEUED,
         attempt=attempt,
         fields={"error": str(error), "input_troubles": troubles},
@@ -393,7 +450,7 @@ def _finish(
     log.info("job %s attempt %d ends %s: %s", ref, attempt, state.value, error)
     rt.ledger.transition(
         ref,
-        from_states=[JobState.DISPATCHED, *_ACTIVE],
+        from_states=[JobState.STAGED, JobState.DISPATCHED, *_ACTIVE],
         to_state=state,
         attempt=attempt,
         fields={"error": error},
@@ -414,6 +471,7 @@ class ReconcilePlan:
 def plan_reconcile(rt: Runtime) -> ReconcilePlan:
     """Act on every job that is late for its step (see `Deadlines`).
 
+    staged          its submit task is gone (lost message, dead worker): back in line
     dispatched      its submit never began (lost message): back in line, slot freed
     submitting      no outcome recorded (the worker died mid-POST): ambiguous, awaited
     awaiting_result polled when its task is known; an ambiguous submit that nothing
@@ -427,11 +485,11 @@ def plan_reconcile(rt: Runtime) -> ReconcilePlan:
     deadlines = rt.settings.deadlines
     for ref in rt.ledger.late_jobs(now):
         record = rt.ledger.get(ref)
-        if record is None or not record.state.holds_slot:
+        if record is None or not (record.state.holds_slot or record.state is JobState.STAGED):
             rt.ledger.unfile(ref)
             continue
         attempt, state = record.attempt, record.state
-        if state is JobState.DISPATCHED:
+        if state in (JobState.STAGED, JobState.DISPATCHED):
             if _back_in_line(rt, ref, attempt, state, "its submit never began; back in line"):
                 plan.requeued.append(ref)
         elif state is JobState.SUBMITTING:

@@ -11,6 +11,11 @@ Keys (prefix `fp:`):
     fp:batches                 sorted set of batch ids by creation time
     fp:ready                   sorted set of batches with jobs to dispatch, by pass
     fp:leases                  hash: job key -> attempt, one per provider slot in use
+    fp:staged                  list of staged job keys (picked ahead of a free slot, their
+                               submit tasks reading inputs), oldest first: the next
+                               slots to come free go to them, in this order
+    fp:go:<batch>:<job>:<n>    list: a staged job's submit task waits on it (BLPOP) for
+                               the slot handed to attempt n
     fp:paused, fp:cooldown     while set, nothing is dispatched (402 / 429)
     fp:awaiting                sorted set of job keys in flight, scored by the time
                                they are late (the reconcile sweep reads it)
@@ -54,6 +59,9 @@ _PAUSED_KEY = f"{KEY_PREFIX}paused"
 _COOLDOWN_KEY = f"{KEY_PREFIX}cooldown"
 _TROUBLE_KEY = f"{KEY_PREFIX}provider-trouble"
 _WAKEUP_KEY = f"{KEY_PREFIX}wakeup"
+_STAGED_KEY = f"{KEY_PREFIX}staged"
+# A staged job's wake-up is dropped after this long if nobody took it.
+GO_TTL_S = 600
 # A streak of failures to reach the provider is forgotten after this long without one.
 TROUBLE_STREAK_TTL_S = 600
 
@@ -69,7 +77,78 @@ local function join_ready(ready, batch)
 end
 """
 
-# KEYS: job, batch, awaiting, leases, requeued (the batch's), ready
+# Takes the next job in fair order: the batch with the smallest pass, its next job
+# (requeued jobs first, then manifest order); moves it from 'queued' to `new_state` with
+# a new attempt, files it to be late at `late_at` and advances the batch's pass by
+# 1/priority (stride scheduling: each batch gets slots in proportion to its priority).
+# Returns {batch, job id, attempt, job key}, or nil when no batch has a queued job.
+_TAKE_NEXT = """
+local function take_next(ready, awaiting, prefix, new_state, now, late_at)
+  local skipped = 0
+  while skipped < 1000 do
+    local head = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
+    if #head == 0 then return nil end
+    local batch, pass = head[1], tonumber(head[2])
+    local bkey = prefix .. 'batch:' .. batch
+    local job_id = false
+    if redis.call('HGET', bkey, 'cancelled') ~= '1' then
+      job_id = redis.call('LPOP', bkey .. ':requeued')
+      if not job_id then
+        local cursor = tonumber(redis.call('HGET', bkey, 'cursor') or '0')
+        job_id = redis.call('LINDEX', bkey .. ':jobs', cursor)
+        if job_id then redis.call('HSET', bkey, 'cursor', cursor + 1) end
+      end
+    end
+    if not job_id then
+      redis.call('ZREM', ready, batch)
+    else
+      local jkey = prefix .. 'job:' .. batch .. ':' .. job_id
+      if redis.call('HGET', jkey, 'state') == 'queued' then
+        local attempt = redis.call('HINCRBY', jkey, 'attempt', 1)
+        redis.call('HSET', jkey, 'state', new_state, 'updated_at', now)
+        redis.call('HINCRBY', bkey, 'n:queued', -1)
+        redis.call('HINCRBY', bkey, 'n:' .. new_state, 1)
+        redis.call('ZADD', awaiting, late_at, jkey)
+        local weight = tonumber(redis.call('HGET', bkey, 'priority') or '1')
+        redis.call('ZADD', ready, pass + 1 / weight, batch)
+        return {batch, job_id, attempt, jkey}
+      end
+      skipped = skipped + 1
+    end
+  end
+  return nil
+end
+"""
+
+# Hands up to `free` slots to staged jobs, oldest first: each becomes 'dispatched' with
+# a lease, filed to be late at `late_at`, and its submit task, waiting on the job's go
+# key, is woken. Entries of jobs no longer staged are dropped. Returns how many.
+_PROMOTE_STAGED = """
+local function promote_staged(leases, awaiting, staged, prefix, free, now, late_at)
+  local promoted = 0
+  while promoted < free do
+    local jkey = redis.call('LPOP', staged)
+    if not jkey then break end
+    local fields = redis.call('HMGET', jkey, 'state', 'attempt')
+    if fields[1] == 'staged' then
+      local rest = string.sub(jkey, #prefix + 5)
+      local bkey = prefix .. 'batch:' .. string.match(rest, '^[^:]*')
+      redis.call('HSET', jkey, 'state', 'dispatched', 'updated_at', now)
+      redis.call('HINCRBY', bkey, 'n:staged', -1)
+      redis.call('HINCRBY', bkey, 'n:dispatched', 1)
+      redis.call('HSET', leases, jkey, fields[2])
+      redis.call('ZADD', awaiting, late_at, jkey)
+      local go = prefix .. 'go:' .. rest .. ':' .. fields[2]
+      redis.call('LPUSH', go, '1')
+      redis.call('EXPIRE', go, ARGV_GO_TTL)
+      promoted = promoted + 1
+    end
+  end
+  return promoted
+end
+""".replace("ARGV_GO_TTL", str(GO_TTL_S))
+
+# KEYS: job, batch, awaiting, leases, requeued (the batch's), ready, staged
 # ARGV: from_states, attempt, to_state, new_attempt, now, late_at, cost, release_slot,
 #       requeue, batch_id, job_id, then field name/value pairs
 _TRANSITION = (
@@ -115,57 +194,60 @@ if ARGV[9] == '1' and state ~= new_state then
   redis.call('LPUSH', KEYS[5], ARGV[11])
   join_ready(KEYS[6], ARGV[10])
 end
+if state == 'staged' and new_state ~= 'staged' then redis.call('LREM', KEYS[7], 0, KEYS[1]) end
 return {1, state, attempt, released}
 """
 )
 
-# Fill free slots: take the batch with the smallest pass, its next job (requeued jobs
-# first, then manifest order), lease a slot to it, and advance the batch's pass by
-# 1/priority (stride scheduling: each batch gets slots in proportion to its priority).
-# KEYS: ready, leases, awaiting; ARGV: capacity, now, deadline_s, max_jobs, key prefix
+# Fill free slots: first with staged jobs (their inputs are read already), then with
+# the next queued jobs in fair order (`take_next`), leasing a slot to each.
+# KEYS: ready, leases, awaiting, staged; ARGV: capacity, now, deadline_s, max_jobs,
+# key prefix. Returns {batch, job id, attempt} of each queued job it leased a slot to.
 _DISPATCH = (
-    _JOIN_READY
+    _TAKE_NEXT
+    + _PROMOTE_STAGED
     + """
 local prefix = ARGV[5]
 if redis.call('EXISTS', prefix .. 'paused', prefix .. 'cooldown') > 0 then return {} end
 local capacity, now = tonumber(ARGV[1]), tonumber(ARGV[2])
-local deadline, max_jobs = tonumber(ARGV[3]), tonumber(ARGV[4])
-local out, taken, skipped = {}, 0, 0
-while taken < max_jobs and skipped < 1000 and redis.call('HLEN', KEYS[2]) < capacity do
-  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if #head == 0 then break end
-  local batch, pass = head[1], tonumber(head[2])
-  local bkey = prefix .. 'batch:' .. batch
-  local job_id = false
-  if redis.call('HGET', bkey, 'cancelled') ~= '1' then
-    job_id = redis.call('LPOP', bkey .. ':requeued')
-    if not job_id then
-      local cursor = tonumber(redis.call('HGET', bkey, 'cursor') or '0')
-      job_id = redis.call('LINDEX', bkey .. ':jobs', cursor)
-      if job_id then redis.call('HSET', bkey, 'cursor', cursor + 1) end
-    end
-  end
-  if not job_id then
-    redis.call('ZREM', KEYS[1], batch)
-  else
-    local jkey = prefix .. 'job:' .. batch .. ':' .. job_id
-    if redis.call('HGET', jkey, 'state') == 'queued' then
-      local attempt = redis.call('HINCRBY', jkey, 'attempt', 1)
-      redis.call('HSET', jkey, 'state', 'dispatched', 'updated_at', ARGV[2])
-      redis.call('HINCRBY', bkey, 'n:queued', -1)
-      redis.call('HINCRBY', bkey, 'n:dispatched', 1)
-      redis.call('ZADD', KEYS[3], now + deadline, jkey)
-      redis.call('HSET', KEYS[2], jkey, attempt)
-      local weight = tonumber(redis.call('HGET', bkey, 'priority') or '1')
-      redis.call('ZADD', KEYS[1], pass + 1 / weight, batch)
-      table.insert(out, batch)
-      table.insert(out, job_id)
-      table.insert(out, attempt)
-      taken = taken + 1
-    else
-      skipped = skipped + 1
-    end
-  end
+local late_at, max_jobs = now + tonumber(ARGV[3]), tonumber(ARGV[4])
+local free = capacity - redis.call('HLEN', KEYS[2])
+if free > 0 then
+  promote_staged(KEYS[2], KEYS[3], KEYS[4], prefix, free, ARGV[2], late_at)
+end
+local out, taken = {}, 0
+while taken < max_jobs and redis.call('HLEN', KEYS[2]) < capacity do
+  local job = take_next(KEYS[1], KEYS[3], prefix, 'dispatched', ARGV[2], late_at)
+  if not job then break end
+  redis.call('HSET', KEYS[2], job[4], job[3])
+  table.insert(out, job[1])
+  table.insert(out, job[2])
+  table.insert(out, job[3])
+  taken = taken + 1
+end
+return out
+"""
+)
+
+# Stage jobs ahead of free slots: while every slot is in use and fewer than `depth`
+# jobs are staged, take the next queued job in fair order as 'staged' (no lease).
+# KEYS: ready, leases, awaiting, staged; ARGV: capacity, now, deadline_s, depth, prefix.
+# Returns {batch, job id, attempt} of each job it staged.
+_STAGE = (
+    _TAKE_NEXT
+    + """
+local prefix = ARGV[5]
+if redis.call('EXISTS', prefix .. 'paused', prefix .. 'cooldown') > 0 then return {} end
+local capacity, depth = tonumber(ARGV[1]), tonumber(ARGV[4])
+local late_at = tonumber(ARGV[2]) + tonumber(ARGV[3])
+local out = {}
+while redis.call('HLEN', KEYS[2]) >= capacity and redis.call('LLEN', KEYS[4]) < depth do
+  local job = take_next(KEYS[1], KEYS[3], prefix, 'staged', ARGV[2], late_at)
+  if not job then break end
+  redis.call('RPUSH', KEYS[4], job[4])
+  table.insert(out, job[1])
+  table.insert(out, job[2])
+  table.insert(out, job[3])
 end
 return out
 """
@@ -180,15 +262,20 @@ _JOIN = _JOIN_READY + "join_ready(KEYS[1], ARGV[1])\nreturn 1\n"
 # 'collect' (the first final one). A first final callback is marked (kept as
 # `callback_at`, for latency figures), gives the attempt's provider slot back (the
 # provider has ended the task) and queues its collect message, all in this script, so a
-# callback is recorded exactly when its collect is queued. When any slot came free, the
-# dispatch message is queued once, so a worker fills the slots at once.
-# KEYS: leases; ARGV: mark ttl, now, collect queue, dispatch queue, dispatch message,
-#   then per callback: job key, mark key, attempt, final ('1'/'0'), task id or '',
-#   collect message ('' queues nothing)
-ACCEPT_CALLBACKS = """
+# callback is recorded exactly when its collect is queued. The slots that came free go
+# at once to staged jobs (unless the account is paused or cooling down), whose submit
+# tasks wait with their request bodies built; and the dispatch message is queued once,
+# so a worker fills the slots left and stages the next jobs.
+# KEYS: leases, awaiting, staged, paused, cooldown; ARGV: mark ttl, now, collect queue,
+#   dispatch queue, dispatch message, key prefix, dispatch deadline (s; '' hands no slot
+#   to staged jobs), then per callback: job key, mark key, attempt, final ('1'/'0'),
+#   task id or '', collect message ('' queues nothing)
+ACCEPT_CALLBACKS = (
+    _PROMOTE_STAGED
+    + """
 local ttl, now = ARGV[1], ARGV[2]
 local out, released = {}, 0
-for i = 6, #ARGV, 6 do
+for i = 8, #ARGV, 6 do
   local job, mark, attempt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local fields = redis.call('HMGET', job, 'state', 'attempt')
   local state = fields[1]
@@ -216,9 +303,13 @@ for i = 6, #ARGV, 6 do
   end
   table.insert(out, answer)
 end
+if released > 0 and ARGV[7] ~= '' and redis.call('EXISTS', KEYS[4], KEYS[5]) == 0 then
+  promote_staged(KEYS[1], KEYS[2], KEYS[3], ARGV[6], released, now, now + tonumber(ARGV[7]))
+end
 if released > 0 and ARGV[5] ~= '' then redis.call('LPUSH', ARGV[4], ARGV[5]) end
 return out
 """
+)
 
 # Give a slot back, once, and only for the attempt that holds it.
 # KEYS: leases, job; ARGV: attempt
@@ -308,6 +399,9 @@ class FollowUps:
     collect_queue: str = ""
     dispatch_queue: str = ""
     dispatch_message: str = ""
+    # Hand freed slots to staged jobs at once, filing each to be late after this long
+    # (the dispatch deadline); None leaves them to the dispatch message's worker.
+    handoff_late_s: float | None = None
 
 
 def accept_callbacks_call(
@@ -320,6 +414,8 @@ def accept_callbacks_call(
         follow_ups.collect_queue,
         follow_ups.dispatch_queue,
         follow_ups.dispatch_message,
+        KEY_PREFIX,
+        "" if follow_ups.handoff_late_s is None else repr(follow_ups.handoff_late_s),
     ]
     for entry in entries:
         ref, attempt = entry.ref, entry.attempt
@@ -331,7 +427,7 @@ def accept_callbacks_call(
             entry.task_id or "",
             entry.collect_message,
         ]
-    return [_LEASES_KEY], args
+    return [_LEASES_KEY, _AWAITING_KEY, _STAGED_KEY, _PAUSED_KEY, _COOLDOWN_KEY], args
 
 
 class Ledger:
@@ -342,6 +438,7 @@ class Ledger:
         self._clock = clock
         self._transition = client.register_script(_TRANSITION)
         self._dispatch = client.register_script(_DISPATCH)
+        self._stage = client.register_script(_STAGE)
         self._join = client.register_script(_JOIN)
         self._release = client.register_script(_RELEASE)
         self._accept_callbacks = client.register_script(ACCEPT_CALLBACKS)
@@ -532,6 +629,7 @@ class Ledger:
             _LEASES_KEY,
             _requeued_key(ref.batch_id),
             _READY_KEY,
+            _STAGED_KEY,
         ]
         applied, previous, *rest = self._transition(keys=keys, args=args)
         return Transition(
@@ -554,10 +652,34 @@ class Ledger:
         the account is paused or cooling down.
         """
         out = self._dispatch(
-            keys=[_READY_KEY, _LEASES_KEY, _AWAITING_KEY],
+            keys=[_READY_KEY, _LEASES_KEY, _AWAITING_KEY, _STAGED_KEY],
             args=[capacity, repr(self._clock()), repr(deadline_s), max_jobs, KEY_PREFIX],
         )
-        return [(JobRef(out[i], out[i + 1]), int(out[i + 2])) for i in range(0, len(out), 3)]
+        return _dispatched(out)
+
+    def stage(self, *, capacity: int, depth: int, deadline_s: float) -> list[tuple[JobRef, int]]:
+        """While every slot is in use, pick up to `depth` jobs (in all) ahead of the next
+        free slots, fairly as `dispatch` does: each becomes `staged`, with no slot, and
+        its submit task reads its inputs and waits (`wait_for_slot`). The next slots to
+        come free go to staged jobs first, oldest first. Returns each with its attempt.
+
+        Staged jobs are filed to be late after `deadline_s`, as dispatched ones are.
+        """
+        out = self._stage(
+            keys=[_READY_KEY, _LEASES_KEY, _AWAITING_KEY, _STAGED_KEY],
+            args=[capacity, repr(self._clock()), repr(deadline_s), depth, KEY_PREFIX],
+        )
+        return _dispatched(out)
+
+    def wait_for_slot(self, ref: JobRef, attempt: int, *, timeout_s: float) -> bool:
+        """Block up to `timeout_s` until a slot is handed to staged `attempt` of the job;
+        True once it has been (the job is then `dispatched`, holding the slot)."""
+        go = f"{KEY_PREFIX}go:{ref.batch_id}:{ref.job_id}:{attempt}"
+        return self._redis.blpop([go], timeout=timeout_s) is not None
+
+    def staged(self) -> list[JobRef]:
+        """The staged jobs in the order the next free slots go to them."""
+        return [_ref_from_key(key) for key in self._redis.lrange(_STAGED_KEY, 0, -1)]
 
     def release_slot(self, ref: JobRef, attempt: int) -> bool:
         """Give back the slot `attempt` of the job holds; True only the one time it does."""
@@ -675,6 +797,11 @@ def redis_client_options(retry_class: Callable[..., Any]) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "health_check_interval": 30,
     }
+
+
+def _dispatched(out: list[str]) -> list[tuple[JobRef, int]]:
+    """The flat {batch, job id, attempt, ...} answer of the dispatch scripts, as pairs."""
+    return [(JobRef(out[i], out[i + 1]), int(out[i + 2])) for i in range(0, len(out), 3)]
 
 
 def _job_key(ref: JobRef) -> str:

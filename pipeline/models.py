@@ -19,6 +19,8 @@ class JobState(StrEnum):
     """Where a job is. Terminal states never change again."""
 
     QUEUED = "queued"
+    # Picked ahead of a free slot: its submit task reads the inputs, then waits for one.
+    STAGED = "staged"
     DISPATCHED = "dispatched"
     SUBMITTING = "submitting"
     AWAITING_RESULT = "awaiting_result"

@@ -4,7 +4,8 @@ The receiver answers each callback only once the ledger has it, and a Redis roun
 costs far more than verifying a callback. So callbacks that arrive while one batch is
 in flight wait for the next, and each batch is one run of `ACCEPT_CALLBACKS`: it records
 every callback, queues the collect message of each first final one, gives their
-provider slots back and, when any slot came free, queues one dispatch message. Nothing
+provider slots back (handing them to staged jobs) and, when any slot came free, queues
+one dispatch message. Nothing
 waits on a timer: a callback arriving when no batch is in flight goes at once, so a
 lone callback costs one round trip and a burst costs one round trip per batch.
 
@@ -87,10 +88,12 @@ class CallbackRecorder:
         *,
         clock: Callable[[], float] = time.time,
         max_batch: int = MAX_BATCH,
+        handoff_late_s: float | None = None,
     ) -> None:
         self._connect = connect
         self._outbox = outbox
         self._clock = clock
+        self._handoff_late_s = handoff_late_s
         self._max_batch = max_batch
         self._waiting: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -99,10 +102,21 @@ class CallbackRecorder:
 
     @classmethod
     def from_url(
-        cls, url: str, outbox: Outbox, *, clock: Callable[[], float] = time.time
+        cls,
+        url: str,
+        outbox: Outbox,
+        *,
+        clock: Callable[[], float] = time.time,
+        handoff_late_s: float | None = None,
     ) -> CallbackRecorder:
-        """A recorder on `url` whose commands ride out a Redis restart, as the ledger's do."""
-        return cls(lambda: async_redis_client(url), outbox, clock=clock)
+        """A recorder on `url` whose commands ride out a Redis restart, as the ledger's do.
+
+        With `handoff_late_s` (the dispatch deadline), a slot a callback frees goes at
+        once to the oldest staged job, in the same script (see `ACCEPT_CALLBACKS`).
+        """
+        return cls(
+            lambda: async_redis_client(url), outbox, clock=clock, handoff_late_s=handoff_late_s
+        )
 
     def __repr__(self) -> str:
         return "CallbackRecorder()"
@@ -158,6 +172,7 @@ class CallbackRecorder:
             collect_queue=self._outbox.collect_queue,
             dispatch_queue=self._outbox.dispatch_queue,
             dispatch_message=self._outbox.dispatch() if may_free else "",
+            handoff_late_s=self._handoff_late_s,
         )
         keys, args = accept_callbacks_call(
             (pending.entry for pending in batch), now=self._clock(), follow_ups=follow_ups

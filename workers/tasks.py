@@ -3,11 +3,13 @@
 Arguments are JSON ids; every task is idempotent on (job, attempt), so a redelivered
 message changes nothing twice. Every task ends by filling the provider slots that are
 free (`fill_slots`): a slot freed by a collect is leased to the next job at once, in
-the same task, so the dispatcher is driven by events, not by a polling loop. The
-dispatch task (queued by the receiver when a callback frees a slot) submits the first
-job it leases itself, saving the broker hop to a submit task, and sends a submit
-message for each other one. Waiting is short and bounded: longer waits belong to the
-reconcile sweep.
+the same task, so the dispatcher is driven by events, not by a polling loop. Once
+every slot is in use, the next few jobs are staged: their submit tasks read the inputs,
+build the request and wait on Redis; the receiver's script that frees a slot hands it
+to the oldest staged job and wakes its task, which POSTs at once. The dispatch task
+(queued by the receiver when a callback frees a slot) submits the first job it leases
+itself, saving the broker hop to a submit task. Waiting is short and bounded: longer
+waits belong to the reconcile sweep.
 """
 
 from __future__ import annotations
@@ -95,17 +97,19 @@ def reconcile() -> None:
 
 
 def fill_slots(*, keep: int = 0) -> list[tuple[JobRef, int]]:
-    """Lease every free provider slot; send a submit for each leased job but the first
-    `keep`, which are returned for the caller to submit (each holds its lease).
+    """Lease every free provider slot and stage the next jobs; send a submit for each
+    staged job and each leased one but the first `keep`, which are returned for the
+    caller to submit (each holds its lease).
 
     While the dispatcher cools down (a 429, an unreachable provider) one delayed
     dispatch is scheduled for when it ends.
     """
     rt = runtime()
     dispatched = jobs.dispatch(rt)
+    to_send = dispatched[keep:] + jobs.stage(rt)
+    if to_send:
+        send_submits(current_app, to_send)
     if dispatched:
-        if len(dispatched) > keep:
-            send_submits(current_app, dispatched[keep:])
         return dispatched[:keep]
     wait_s = rt.ledger.cooldown_left_s()
     if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):

@@ -209,3 +209,122 @@ def test_collect_frees_the_slot_before_it_downloads_and_stores(rt, new_job, fake
     assert seen == [({}, 0, JobState.COLLECTING)]
     assert jobs.collect_job(rt, ref, attempt, slot_freed=slot_freed) is None
     assert len(seen) == 1  # released once, announced once
+
+
+# -- staged submits --------------------------------------------------------------------
+
+
+def fill_and_stage(rt, make_batch, size: int) -> tuple[list[JobRef], list[tuple[JobRef, int]]]:
+    """A batch of `size` jobs with every slot leased; returns its refs and the staged."""
+    refs = make_batch("wide", size)
+    assert len(jobs.dispatch(rt)) == slots(rt)
+    return refs, jobs.stage(rt)
+
+
+def test_jobs_are_staged_only_once_every_slot_is_in_use(rt, make_batch):
+    refs = make_batch("wide", slots(rt) + 5)
+    leased = rt.ledger.dispatch(capacity=slots(rt) - 1, deadline_s=60)
+    assert jobs.stage(rt) == []  # a slot is free: it is the dispatcher's to lease
+    leased += jobs.dispatch(rt)
+    assert [ref for ref, _ in leased] == refs[: slots(rt)]
+
+    staged = jobs.stage(rt)
+
+    depth = rt.settings.staged_submits
+    assert staged == [(ref, 1) for ref in refs[slots(rt) : slots(rt) + depth]]
+    assert rt.ledger.staged() == [ref for ref, _ in staged]
+    assert jobs.stage(rt) == []  # as deep as the setting allows
+    summary = rt.ledger.summary("wide")
+    assert summary.counts[JobState.STAGED] == depth
+    assert summary.counts[JobState.QUEUED] == 5 - depth
+    assert len(rt.ledger.leases()) == slots(rt)  # staging takes no slot
+
+
+def test_a_freed_slot_goes_to_the_oldest_staged_job_and_wakes_its_submit(rt, make_batch):
+    refs, staged = fill_and_stage(rt, make_batch, slots(rt) + 4)
+    (first, first_attempt), (second, second_attempt) = staged
+    assert rt.ledger.wait_for_slot(first, first_attempt, timeout_s=0.05) is False
+
+    finish(rt, refs[0])
+    assert jobs.dispatch(rt) == []  # the slot went to a staged job, not a queued one
+
+    assert rt.ledger.leases()[first] == first_attempt
+    assert rt.ledger.get(first).state is JobState.DISPATCHED
+    assert rt.ledger.wait_for_slot(first, first_attempt, timeout_s=1) is True
+    assert rt.ledger.get(second).state is JobState.STAGED
+    assert rt.ledger.staged() == [second]
+    assert jobs.stage(rt) == [(refs[slots(rt) + 2], 1)]  # topped up, in manifest order
+
+
+def test_a_staged_submit_waits_for_its_slot_then_posts(rt, make_batch, fake):
+    refs, [(ref, attempt), _] = fill_and_stage(rt, make_batch, slots(rt) + 2)
+    finish(rt, refs[0])
+    jobs.dispatch(rt)  # hands the slot over
+
+    assert jobs.submit_job(rt, ref, attempt) is JobState.AWAITING_RESULT
+
+    assert len(fake.submits) == 1
+    assert rt.ledger.leases()[ref] == attempt
+
+
+def test_a_staged_submit_that_finds_no_slot_goes_back_first_in_line(rt, make_batch, fake):
+    deadlines = dataclasses.replace(rt.settings.deadlines, dispatch_late_s=2.0)
+    rt = dataclasses.replace(rt, settings=dataclasses.replace(rt.settings, deadlines=deadlines))
+    _, [(ref, attempt), _] = fill_and_stage(rt, make_batch, slots(rt) + 3)
+
+    assert jobs.submit_job(rt, ref, attempt) is JobState.QUEUED  # after ~1 s (half the deadline)
+
+    assert fake.submits == []
+    assert "no provider slot came free within 1 s" in rt.ledger.get(ref).error
+    assert ref not in rt.ledger.staged()
+    assert jobs.stage(rt)[0] == (ref, attempt + 1)  # first in line again
+
+
+def test_staged_jobs_that_end_early_leave_the_line_of_staged_jobs(rt, make_batch, fake):
+    refs, [(bad, bad_attempt), (kept, _)] = fill_and_stage(rt, make_batch, slots(rt) + 2)
+    rt.storage.client.delete_object(  # every job of the batch shares these inputs
+        Bucket=rt.settings.bucket,
+        Key=rt.ledger.get(bad).spec.mask_uri.split("/", 3)[3],
+    )
+    assert jobs.submit_job(rt, bad, bad_attempt) is JobState.INVALID_INPUT
+    assert rt.ledger.staged() == [kept]
+    finish(rt, refs[0])
+    jobs.dispatch(rt)
+    assert rt.ledger.get(kept).state is JobState.DISPATCHED
+    assert fake.submits == []
+
+
+def test_a_staged_job_whose_submit_task_is_gone_is_put_back_by_reconcile(
+    rt, make_batch, clock
+):
+    _, [(ref, attempt), (other, _)] = fill_and_stage(rt, make_batch, slots(rt) + 2)
+    clock.now += rt.settings.deadlines.dispatch_late_s + 1
+    rt.ledger.transition(  # keep the leased jobs off the sweep: only the staged are late
+        other, from_states=[JobState.STAGED], to_state=JobState.STAGED, late_at=clock.now + 60
+    )
+    for leased in rt.ledger.leases():
+        rt.ledger.unfile(leased)
+
+    assert jobs.plan_reconcile(rt).requeued == [ref]
+
+    assert rt.ledger.get(ref).state is JobState.QUEUED
+    assert rt.ledger.staged() == [other]
+    assert jobs.submit_job(rt, ref, attempt) is None  # its late message changes nothing
+
+
+def test_nothing_is_staged_or_handed_over_while_the_account_is_paused(rt, make_batch):
+    refs, [(ref, _), _] = fill_and_stage(rt, make_batch, slots(rt) + 4)
+    rt.ledger.pause("provider account has no credits left")
+    finish(rt, refs[0])
+    assert jobs.dispatch(rt) == [] and jobs.stage(rt) == []
+    assert rt.ledger.get(ref).state is JobState.STAGED
+    rt.ledger.resume()
+    assert jobs.dispatch(rt) == []
+    assert rt.ledger.get(ref).state is JobState.DISPATCHED
+
+
+def test_staging_can_be_turned_off(rt, make_batch):
+    rt = dataclasses.replace(rt, settings=dataclasses.replace(rt.settings, staged_submits=0))
+    make_batch("wide", slots(rt) + 2)
+    jobs.dispatch(rt)
+    assert jobs.stage(rt) == []

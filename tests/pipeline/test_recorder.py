@@ -130,3 +130,43 @@ def test_each_event_loop_gets_its_own_connections(rt, settings, outbox, in_fligh
     assert asyncio.run(one(second)) is CallbackOutcome.COLLECT  # a new loop, same recorder
     asyncio.run(recorder.aclose())
     assert outbox.read() == [(first, 1), (second, 1)]
+
+
+def test_a_slot_a_callback_frees_goes_to_the_oldest_staged_job_at_once(
+    rt, settings, outbox, in_flight, new_job
+):
+    refs = in_flight(settings.provider_slots)
+    waiting = [new_job() for _ in range(3)]
+    assert [ref for ref, _ in jobs.stage(rt)] == waiting[:2]
+    recorder = CallbackRecorder.from_url(
+        settings.redis_url, outbox, clock=rt.clock, handoff_late_s=60
+    )
+    calls = [(CallbackClaim(ref, 1), READY) for ref in refs[:1]]
+
+    assert record_all(recorder, calls) == [CallbackOutcome.COLLECT]
+
+    assert rt.ledger.get(waiting[0]).state is JobState.DISPATCHED
+    assert rt.ledger.leases()[waiting[0]] == 1
+    assert rt.ledger.wait_for_slot(waiting[0], 1, timeout_s=1) is True
+    assert rt.ledger.staged() == [waiting[1]]
+    assert outbox.dispatches() == 1  # a worker stages the next job
+
+
+@pytest.mark.parametrize("why", ["no hand-off asked for", "paused"])
+def test_freed_slots_wait_for_the_dispatcher_without_hand_off_or_while_paused(
+    rt, settings, outbox, in_flight, new_job, why
+):
+    (ref, *_) = in_flight(settings.provider_slots)
+    staged = new_job()
+    jobs.stage(rt)
+    handoff = None if why == "no hand-off asked for" else 60
+    if why == "paused":
+        rt.ledger.pause("provider account has no credits left")
+    recorder = CallbackRecorder.from_url(
+        settings.redis_url, outbox, clock=rt.clock, handoff_late_s=handoff
+    )
+
+    assert record_all(recorder, [(CallbackClaim(ref, 1), READY)]) == [CallbackOutcome.COLLECT]
+
+    assert rt.ledger.get(staged).state is JobState.STAGED
+    assert ref not in rt.ledger.leases() and staged not in rt.ledger.leases()
