@@ -54,7 +54,7 @@ from fillpipe.stack import EmbeddedStack
 from pipeline.batches import create_batch, new_batch_id
 from pipeline.ledger import Ledger
 from pipeline.runtime import Runtime
-from pipeline.settings import Settings
+from pipeline.settings import DEFAULT_STAGED_SUBMITS, Settings
 from workers.app import create_celery_app, request_dispatch
 
 MAKESPAN_IMAGE_PX = 256
@@ -82,11 +82,15 @@ def main() -> None:
     parser.add_argument("--sequential-jobs", type=int, default=12)
     parser.add_argument("--latency-jobs", type=int, default=48)
     parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument(
+        "--staged-submits", type=int, default=DEFAULT_STAGED_SUBMITS, help="0 turns staging off"
+    )
     args = parser.parse_args()
     environ = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("FILLPIPE_", "AWS_"))},
         "FILLPIPE_PROVIDER_SLOTS": str(args.slots),
         "FILLPIPE_WORKER_CONCURRENCY": str(args.worker_concurrency),
+        "FILLPIPE_STAGED_SUBMITS": str(args.staged_submits),
     }
     emulator_env = {
         "FILLPIPE_EMULATOR_MAX_ACTIVE_TASKS": str(args.slots),
@@ -108,7 +112,8 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     print(
         f"makespan bench: {args.jobs} jobs, {args.slots} slots, emulator latency "
         f"{args.latency_s:g} s ± 10%, {MAKESPAN_IMAGE_PX} px images, "
-        f"{args.worker_concurrency} worker processes; ideal {ideal_s:.1f} s"
+        f"{args.worker_concurrency} worker processes, {args.staged_submits} staged submits; "
+        f"ideal {ideal_s:.1f} s"
     )
     samples = make_samples(args.jobs, size_px=MAKESPAN_IMAGE_PX)
 

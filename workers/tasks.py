@@ -44,7 +44,12 @@ def backoff_s(retries: int) -> float:
     return float(min(MAX_COUNTDOWN_S, 2**retries))
 
 
-@shared_task(name=TASK_SUBMIT)
+# Acknowledged as it starts, unlike the other tasks: a staged submit waits for its slot
+# for a while, and kombu's Redis transport can crash the worker when it restores unacked
+# messages as the broker connection drops. Nothing is lost: a job whose submit message
+# dies with its worker is put back in line by the reconcile sweep (`dispatch_late_s`),
+# and one that died mid-POST is treated as an ambiguous submit, as before.
+@shared_task(name=TASK_SUBMIT, acks_late=False)
 def submit(batch_id: str, job_id: str, attempt: int) -> None:
     _submit(JobRef(batch_id, job_id), attempt)
 

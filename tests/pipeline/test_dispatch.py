@@ -242,7 +242,7 @@ def test_jobs_are_staged_only_once_every_slot_is_in_use(rt, make_batch):
 
 def test_a_freed_slot_goes_to_the_oldest_staged_job_and_wakes_its_submit(rt, make_batch):
     refs, staged = fill_and_stage(rt, make_batch, slots(rt) + 4)
-    (first, first_attempt), (second, second_attempt) = staged
+    (first, first_attempt), (second, _) = staged
     assert rt.ledger.wait_for_slot(first, first_attempt, timeout_s=0.05) is False
 
     finish(rt, refs[0])
@@ -294,9 +294,7 @@ def test_staged_jobs_that_end_early_leave_the_line_of_staged_jobs(rt, make_batch
     assert fake.submits == []
 
 
-def test_a_staged_job_whose_submit_task_is_gone_is_put_back_by_reconcile(
-    rt, make_batch, clock
-):
+def test_a_staged_job_whose_submit_task_is_gone_is_put_back_by_reconcile(rt, make_batch, clock):
     _, [(ref, attempt), (other, _)] = fill_and_stage(rt, make_batch, slots(rt) + 2)
     clock.now += rt.settings.deadlines.dispatch_late_s + 1
     rt.ledger.transition(  # keep the leased jobs off the sweep: only the staged are late
