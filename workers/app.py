@@ -1,4 +1,5 @@
-"""The Celery app: JSON only, late acks, one message at a time per worker process.
+"""The Celery app: JSON only, late acks (but for submits, see `workers.tasks.submit`),
+one message at a time per worker process.
 
 Task names and queues are stable strings defined here; other processes (the receiver,
 the CLI) send tasks by name through the broker and never import the task code.
