@@ -5,9 +5,9 @@ costs far more than verifying a callback. So callbacks that arrive while one bat
 in flight wait for the next, and each batch is one run of `ACCEPT_CALLBACKS`: it records
 every callback, queues the collect message of each first final one, gives their
 provider slots back (handing them to staged jobs) and, when any slot came free, queues
-one dispatch message. Nothing
-waits on a timer: a callback arriving when no batch is in flight goes at once, so a
-lone callback costs one round trip and a burst costs one round trip per batch.
+one dispatch message. Nothing waits on a timer: a callback arriving when no batch is in
+flight goes at once, so a lone callback costs one round trip and a burst costs one round
+trip per batch.
 
 Messages are built outside the core (`Outbox`, from the Celery app in the composition
 root), so this module knows nothing of the broker's format.
