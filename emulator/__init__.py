@@ -41,7 +41,8 @@ Configuration (`emulator.config.EmulatorConfig.from_environ`), one variable per 
                                                or `result` (get_result's body) (bfl)
     FILLPIPE_EMULATOR_WEBHOOK_RETRIES          retries after a failed delivery (3)
     FILLPIPE_EMULATOR_WEBHOOK_RETRY_BACKOFF_S  first retry delay, doubling (0.5)
-    FILLPIPE_EMULATOR_WORKER_THREADS           threads for image work (2)
+    FILLPIPE_EMULATOR_WORKER_THREADS           threads for the tasks' image work (2); request
+                                               bodies are decoded on two threads of their own
     FILLPIPE_EMULATOR_ADMIN_TOKEN              token for /admin/*; empty disables (empty)
     FILLPIPE_EMULATOR_MODERATION_WORDS         words (whole, any case) in a prompt that make
                                                it `Request Moderated`, comma-separated (empty)

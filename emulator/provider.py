@@ -111,7 +111,9 @@ class Provider:
         if "image" not in values or "mask" not in values:
             raise InvalidRequest(issues)  # which holds why these fields are missing
         try:
-            images = await self._runtime.run_cpu(read_fill_images, values["image"], values["mask"])
+            images = await self._runtime.read_request(
+                read_fill_images, values["image"], values["mask"]
+            )
         except InvalidRequest as error:
             raise InvalidRequest([*issues, *error.issues]) from None
         raise_for_issues(issues)
@@ -192,7 +194,7 @@ class Provider:
         if "file_data" not in values:
             raise InvalidRequest(issues)  # which holds why file_data is missing
         try:
-            images = await self._runtime.run_cpu(read_training_images, values["file_data"])
+            images = await self._runtime.read_request(read_training_images, values["file_data"])
         except ImageError as error:
             raise InvalidRequest(
                 [*issues, Issue(("body", "file_data"), str(error), "value_error")]

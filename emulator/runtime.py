@@ -1,8 +1,10 @@
 """The emulator's process resources, opened and closed by the app's lifespan.
 
-One thread pool keeps image work (decoding, inpainting, training) off the event loop;
-one HTTP client sends every webhook; background jobs (tasks running towards Ready)
-are tracked so shutdown can cancel them.
+Two thread pools keep image work off the event loop: one decodes the images a request
+carries (so a submit is validated and answered without waiting behind queued renders,
+as a provider's API front end does not wait for its GPUs), the other does the tasks'
+work (inpainting, training). One HTTP client sends every webhook; background jobs
+(tasks running towards Ready) are tracked so shutdown can cancel them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from emulator.config import EmulatorConfig
 from emulator.faults import FaultInjector
 from emulator.webhooks import WebhookSender
 
+# Threads that decode the images in request bodies: short work, kept apart from renders.
+REQUEST_THREADS = 2
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
@@ -28,7 +33,7 @@ class NotStarted(RuntimeError):
 
 
 class Runtime:
-    """Thread pool, webhook sender and background jobs; usable inside `async with`."""
+    """Thread pools, webhook sender and background jobs; usable inside `async with`."""
 
     def __init__(
         self,
@@ -41,6 +46,7 @@ class Runtime:
         self._faults = faults or FaultInjector(config.faults)
         self._webhook_transport = webhook_transport
         self._pool: ThreadPoolExecutor | None = None
+        self._request_pool: ThreadPoolExecutor | None = None
         self._http: httpx.AsyncClient | None = None
         self._webhooks: WebhookSender | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -48,6 +54,9 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         config = self._config
         self._pool = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="emulator")
+        self._request_pool = ThreadPoolExecutor(
+            REQUEST_THREADS, thread_name_prefix="emulator-request"
+        )
         self._http = httpx.AsyncClient(transport=self._webhook_transport, follow_redirects=False)
         self._webhooks = WebhookSender(
             self._http,
@@ -70,9 +79,10 @@ class Runtime:
         await asyncio.gather(*self._jobs, return_exceptions=True)
         if self._http is not None:
             await self._http.aclose()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._http = self._webhooks = None
+        for pool in (self._pool, self._request_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._request_pool = self._http = self._webhooks = None
 
     @property
     def webhooks(self) -> WebhookSender:
@@ -81,13 +91,21 @@ class Runtime:
         return self._webhooks
 
     async def run_cpu(self, function: Callable[[*Ts], T], *args: *Ts) -> T:
-        """Run `function(*args)` in the image thread pool."""
-        if self._pool is None:
-            raise NotStarted("the emulator runtime is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        """Run a task's work, `function(*args)`, in the task pool."""
+        return await _run_in(self._pool, function, *args)
+
+    async def read_request(self, function: Callable[[*Ts], T], *args: *Ts) -> T:
+        """Decode a request's payload, `function(*args)`, in the request pool."""
+        return await _run_in(self._request_pool, function, *args)
 
     def spawn(self, job: Coroutine[Any, Any, None]) -> None:
         """Run `job` in the background, never blocking the caller; shutdown cancels it."""
         task = asyncio.create_task(job)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+
+
+async def _run_in(pool: ThreadPoolExecutor | None, function: Callable[[*Ts], T], *args: *Ts) -> T:
+    if pool is None:
+        raise NotStarted("the emulator runtime is not started")
+    return await asyncio.get_running_loop().run_in_executor(pool, function, *args)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emulator.inpaint import FillParams, inpaint, prompt_colour
+from emulator.inpaint import STRUCTURE_MAX_HOLE_PX, FillParams, inpaint, prompt_colour
 from emulator.style import learn_style
 from tests.emulator.helpers import mask_array, photo
 
@@ -87,3 +87,19 @@ def test_full_strength_paints_in_palette_colours() -> None:
     output = inpaint(IMAGE, REPAINT, params, learn_style([blue]))
 
     assert np.all(output[REPAINT] == (10, 20, 230))
+
+
+def test_a_large_hole_is_filled_from_its_surroundings() -> None:
+    # A hole over STRUCTURE_MAX_HOLE_PX is filled at a reduced scale: the fill still
+    # continues the colour around it, and nothing outside it changes.
+    red, blue = (200, 30, 30), (20, 40, 210)
+    image = np.zeros((400, 400, 3), dtype=np.uint8)
+    image[:, :200], image[:, 200:] = red, blue
+    hole = np.zeros((400, 400), dtype=bool)
+    hole[100:300, 20:180] = True  # 32,000 pixels, all in the red half
+    assert hole.sum() > STRUCTURE_MAX_HOLE_PX
+
+    output = inpaint(image, hole, FillParams(prompt="", seed=7))
+
+    assert np.array_equal(output[~hole], image[~hole])
+    assert np.allclose(output[hole].mean(axis=0), red, atol=6)

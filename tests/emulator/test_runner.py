@@ -1,6 +1,8 @@
 """The task runner on its own, with a real runtime (thread pool, event loop)."""
 
+import asyncio
 import random
+import threading
 
 import pytest
 
@@ -55,5 +57,25 @@ async def test_work_runs_in_the_pool_and_the_task_becomes_ready() -> None:
 
 @pytest.mark.anyio
 async def test_the_runtime_must_be_started() -> None:
+    runtime = Runtime(make_config())
     with pytest.raises(NotStarted):
-        await Runtime(make_config()).run_cpu(explode)
+        await runtime.run_cpu(explode)
+    with pytest.raises(NotStarted):
+        await runtime.read_request(explode)
+
+
+@pytest.mark.anyio
+async def test_request_bodies_are_read_while_the_task_pool_is_busy() -> None:
+    # A submit is validated and answered without waiting behind queued renders.
+    release = threading.Event()
+    config = make_config(worker_threads=1)
+    async with Runtime(config) as runtime:
+        busy = asyncio.ensure_future(runtime.run_cpu(release.wait, 10.0))
+        try:
+            read = await asyncio.wait_for(runtime.read_request(lambda: "parsed"), timeout=5.0)
+            assert not busy.done()
+        finally:
+            release.set()
+        assert await busy is True
+
+    assert read == "parsed"
