@@ -44,6 +44,9 @@ Configuration (`emulator.config.EmulatorConfig.from_environ`), one variable per 
     FILLPIPE_EMULATOR_WORKER_THREADS           threads for the tasks' image work (2); request
                                                bodies are decoded on two threads of their own
     FILLPIPE_EMULATOR_ADMIN_TOKEN              token for /admin/*; empty disables (empty)
+    FILLPIPE_EMULATOR_SEED                     integer: seeds the latency draws and the seeds
+                                               of submits without one, so runs repeat
+                                               (empty: fresh entropy)
     FILLPIPE_EMULATOR_MODERATION_WORDS         words (whole, any case) in a prompt that make
                                                it `Request Moderated`, comma-separated (empty)
     FILLPIPE_EMULATOR_CONTENT_MODERATION_WORD  a word (whole, any case) in a prompt that makes

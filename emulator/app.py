@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -36,7 +37,8 @@ def create_app(
     expires tasks and URLs; `webhook_transport` replaces the network for webhooks."""
     faults = FaultInjector(config.faults)
     runtime = Runtime(config, faults=faults, webhook_transport=webhook_transport)
-    provider = Provider(config, clock=clock or time.time, runtime=runtime)
+    rng = random.Random(config.seed)
+    provider = Provider(config, clock=clock or time.time, runtime=runtime, rng=rng)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -50,6 +50,9 @@ class EmulatorConfig:
     webhook_retries: int = 3
     webhook_retry_backoff_s: float = 0.5
     worker_threads: int = 2
+    # Seeds the draws of latencies and of seeds for submits without one: a run repeats
+    # them (None: fresh entropy).
+    seed: int | None = None
     # Guards /admin/*; empty disables the admin routes.
     admin_token: str = field(default="", repr=False)
     # Whole words (any case) in a prompt that make the submit `Request Moderated`.
@@ -126,12 +129,17 @@ def _parse_optional(raw: str) -> str | None:
     return raw or None
 
 
+def _parse_optional_int(raw: str) -> int | None:
+    return int(raw) if raw else None
+
+
 _PARSERS: dict[object, Callable[[str], object]] = {
     float: float,
     int: int,
     bool: _parse_bool,
     str: str,
     str | None: _parse_optional,
+    int | None: _parse_optional_int,
     tuple[str, ...]: _parse_csv,
 }
 _EXPECTED: dict[object, str] = {
@@ -140,5 +148,6 @@ _EXPECTED: dict[object, str] = {
     bool: "true or false",
     str: "a string",
     str | None: "a string",
+    int | None: "an integer or empty",
     tuple[str, ...]: "a comma-separated list",
 }

@@ -21,6 +21,7 @@ def test_defaults_match_the_provider() -> None:
     assert (config.webhook_retries, config.webhook_retry_backoff_s) == (3, 0.5)
     assert config.worker_threads == 2
     assert config.admin_token == ""
+    assert config.seed is None
 
 
 def test_each_start_gets_its_own_signing_key() -> None:
@@ -39,6 +40,7 @@ def test_reads_every_kind_of_variable() -> None:
             "FILLPIPE_EMULATOR_WEBHOOK_HMAC": "Yes",
             "FILLPIPE_EMULATOR_WEBHOOK_SHAPE": "result",
             "FILLPIPE_EMULATOR_ADMIN_TOKEN": "adm",
+            "FILLPIPE_EMULATOR_SEED": "7",
             "UNRELATED": "ignored",
         }
     )
@@ -52,6 +54,7 @@ def test_reads_every_kind_of_variable() -> None:
     assert config.webhook_hmac is True
     assert config.webhook_shape == "result"
     assert config.admin_token == "adm"
+    assert config.seed == 7
 
 
 def test_an_empty_public_url_means_none() -> None:
@@ -68,6 +71,7 @@ def test_an_empty_public_url_means_none() -> None:
         ("FILLPIPE_EMULATOR_WORKER_THREADS", "0"),
         ("FILLPIPE_EMULATOR_WEBHOOK_SHAPE", "xml"),
         ("FILLPIPE_EMULATOR_DELIVERY_SIGNING_KEY", ""),
+        ("FILLPIPE_EMULATOR_SEED", "0.5"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_its_variable(variable: str, value: str) -> None:

@@ -1,6 +1,7 @@
 """A fill from submit to downloaded result, through the HTTP API."""
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -138,6 +139,17 @@ def test_without_a_seed_one_is_drawn_and_reported(client: TestClient) -> None:
     assert download(client, first) == download(
         client, run_fill(client, seed=first["result"]["seed"])
     )
+
+
+def test_a_seeded_emulator_repeats_its_draws(make_client: Callable[..., TestClient]) -> None:
+    # The seeds drawn for submits without one come from the same generator as the
+    # latencies, so equal seeds mean the whole sequence of draws repeats.
+    def drawn_seeds(seed: int) -> list[int]:
+        client = make_client(seed=seed)
+        return [run_fill(client, seed=None)["result"]["seed"] for _ in range(3)]
+
+    assert drawn_seeds(5) == drawn_seeds(5)
+    assert drawn_seeds(5) != drawn_seeds(6)
 
 
 def test_cometapi_polls_under_its_own_prefix(client: TestClient) -> None:
