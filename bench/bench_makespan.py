@@ -23,9 +23,12 @@ after the first `--slots` waits for the k-th finish), split into finish → call
 recorded (`callback_at`) and the rest (dispatch, submit, the POST).
 
 Phases 1-3 use 256 px images so that the emulator's own CPU work (inpainting) does not
-become the bottleneck on a 2-core machine; phase 4 uses 1 MP images. It also prints the
-pipeline's CPU time per job in phase 1 (worker, receiver and beat processes, user +
-system). Figures only: nothing here asserts on time.
+become the bottleneck on a 2-core machine; phase 4 uses 1 MP images. Every phase asks
+for `--output-format` results (jpeg, the provider's and the manifest's default). It also
+prints the pipeline's CPU time per job in phase 1 (worker, receiver and beat processes,
+user + system), and the emulator's and the storage server's beside it. With
+`--emulator-seed` the emulator draws the same latencies in every run, so two runs differ
+only by the pipeline. Figures only: nothing here asserts on time.
 
 Run: `python -m bench.bench_makespan [--jobs 480] [--slots 24] [--latency-s 2]`.
 """
@@ -53,6 +56,7 @@ from fillpipe.samples import Sample, make_samples
 from fillpipe.stack import EmbeddedStack
 from pipeline.batches import create_batch, new_batch_id
 from pipeline.ledger import Ledger
+from pipeline.models import OUTPUT_FORMATS, OutputFormat
 from pipeline.runtime import Runtime
 from pipeline.settings import DEFAULT_STAGED_SUBMITS, Settings
 from workers.app import create_celery_app, request_dispatch
@@ -64,6 +68,8 @@ TARGET_RATIO = 1.03
 TARGET_P50_MS, TARGET_P99_MS = 50.0, 250.0
 DONE_TIMEOUT_S = 900.0
 SERVICES = ("worker", "receiver", "beat")
+# The other processes on the same two cores, whose CPU per job is printed beside ours.
+NEIGHBOURS = ("emulator", "s3", "valkey")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ def main() -> None:
     parser.add_argument(
         "--staged-submits", type=int, default=DEFAULT_STAGED_SUBMITS, help="0 turns staging off"
     )
+    parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="jpeg")
+    parser.add_argument(
+        "--emulator-seed", type=int, help="repeat the emulator's latency draws (default: fresh)"
+    )
     args = parser.parse_args()
     environ = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("FILLPIPE_", "AWS_"))},
@@ -97,6 +107,7 @@ def main() -> None:
         "FILLPIPE_EMULATOR_LATENCY_BASE_S": str(args.latency_s),
         "FILLPIPE_EMULATOR_LATENCY_PER_MP_S": "0",
         "FILLPIPE_EMULATOR_LATENCY_JITTER_S": str(args.latency_s * 0.1),
+        "FILLPIPE_EMULATOR_SEED": "" if args.emulator_seed is None else str(args.emulator_seed),
     }
     with (
         tempfile.TemporaryDirectory(prefix="fillpipe-makespan-") as tmp,
@@ -112,12 +123,15 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     print(
         f"makespan bench: {args.jobs} jobs, {args.slots} slots, emulator latency "
         f"{args.latency_s:g} s ± 10%, {MAKESPAN_IMAGE_PX} px images, "
-        f"{args.worker_concurrency} worker processes, {args.staged_submits} staged submits; "
-        f"ideal {ideal_s:.1f} s"
+        f"{args.worker_concurrency} worker processes, {args.staged_submits} staged submits, "
+        f"{args.output_format} results, emulator seed {args.emulator_seed}; ideal {ideal_s:.1f} s"
     )
     samples = make_samples(args.jobs, size_px=MAKESPAN_IMAGE_PX)
 
     processes = [psutil.Process(pid) for name, pid in stack.pids.items() if name in SERVICES]
+    neighbours = {
+        name: psutil.Process(pid) for name, pid in stack.pids.items() if name in NEIGHBOURS
+    }
     admin = httpx.Client(
         base_url=stack.env["FILLPIPE_PROVIDER_URL"],
         headers={"x-admin-token": stack.env["FILLPIPE_EMULATOR_ADMIN_TOKEN"]},
@@ -125,11 +139,19 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     )
     known = {task["id"] for task in admin.get("/admin/tasks").json()["tasks"]}
     cpu_before = _cpu_s(processes)
-    ours = run_fillpipe(rt, finetune_id, samples)
+    others_before = {name: _cpu_s([process]) for name, process in neighbours.items()}
+    ours = run_fillpipe(rt, finetune_id, samples, args.output_format)
     cpu_per_job_ms = (_cpu_s(processes) - cpu_before) / args.jobs * 1000
+    others_ms = {
+        name: (_cpu_s([process]) - others_before[name]) / args.jobs * 1000
+        for name, process in neighbours.items()
+    }
     tasks = [task for task in admin.get("/admin/tasks").json()["tasks"] if task["id"] not in known]
     admin.close()
-    bodies = [_body(sample, finetune_id, index) for index, sample in enumerate(samples, 1)]
+    bodies = [
+        _body(sample, finetune_id, index, args.output_format)
+        for index, sample in enumerate(samples, 1)
+    ]
     script = asyncio.run(run_script(rt.settings, bodies, width=args.slots))
     sequential = asyncio.run(run_script(rt.settings, bodies[: args.sequential_jobs], width=1))
 
@@ -147,24 +169,30 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(f"target: fillpipe makespan / ideal {ratio:.3f} vs <= {TARGET_RATIO} ({verdict})")
     print(f"pipeline CPU time per job (worker + receiver + beat): {cpu_per_job_ms:.1f} ms")
+    if others_ms:
+        beside = ", ".join(f"{name} {ms:.1f}" for name, ms in others_ms.items())
+        print(f"  on the same cores, per job: {beside} ms")
     print_slot_use(ours, tasks, _job_times(rt.ledger, ours.batch_id), args.slots, ideal_s)
 
     big = make_samples(args.latency_jobs, size_px=LATENCY_IMAGE_PX, seed=1)
-    latencies_ms = callback_to_stored_ms(rt, finetune_id, big)
+    latencies_ms = callback_to_stored_ms(rt, finetune_id, big, args.output_format)
     if len(latencies_ms) >= 2:
         p50 = statistics.median(latencies_ms)
         p99 = statistics.quantiles(latencies_ms, n=100, method="inclusive")[98]
         ok = "met" if p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS else "NOT met"
         print(
-            f"callback-to-stored, {len(latencies_ms)} jobs of 1 MP: p50 {p50:.0f} ms, "
+            f"callback-to-stored, {len(latencies_ms)} jobs of 1 MP ({args.output_format}): "
+            f"p50 {p50:.0f} ms, "
             f"p99 {p99:.0f} ms vs {TARGET_P50_MS:.0f} / {TARGET_P99_MS:.0f} ms ({ok})"
         )
     rt.close()
 
 
-def run_fillpipe(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> Run:
+def run_fillpipe(
+    rt: Runtime, finetune_id: str, samples: Sequence[Sample], output_format: OutputFormat
+) -> Run:
     """One batch through the pipeline; makespan to the last job's `stored` transition."""
-    batch_id = _batch(rt, finetune_id, samples)
+    batch_id = _batch(rt, finetune_id, samples, output_format)
     started = time.time()
     request_dispatch(create_celery_app(rt.settings))
     _wait(rt.ledger, batch_id)
@@ -172,8 +200,10 @@ def run_fillpipe(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> Ru
     return Run(len(samples), finished - started, batch_id, started)
 
 
-def callback_to_stored_ms(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> list[float]:
-    batch_id = _batch(rt, finetune_id, samples)
+def callback_to_stored_ms(
+    rt: Runtime, finetune_id: str, samples: Sequence[Sample], output_format: OutputFormat
+) -> list[float]:
+    batch_id = _batch(rt, finetune_id, samples, output_format)
     request_dispatch(create_celery_app(rt.settings))
     _wait(rt.ledger, batch_id)
     return [
@@ -312,10 +342,20 @@ async def run_script(settings: Settings, bodies: Sequence[dict], *, width: int) 
         return Run(len(bodies), time.time() - started)
 
 
-def _batch(rt: Runtime, finetune_id: str, samples: Sequence[Sample]) -> str:
+def _batch(
+    rt: Runtime, finetune_id: str, samples: Sequence[Sample], output_format: OutputFormat
+) -> str:
     batch_id = new_batch_id()
     specs = [
-        sample_spec(rt, batch_id, sample, finetune_id, index, tags={"bench": "makespan"})
+        sample_spec(
+            rt,
+            batch_id,
+            sample,
+            finetune_id,
+            index,
+            tags={"bench": "makespan"},
+            output_format=output_format,
+        )
         for index, sample in enumerate(samples, start=1)
     ]
     create_batch(rt, batch_id, specs)
@@ -330,14 +370,14 @@ def _wait(ledger: Ledger, batch_id: str) -> None:
         time.sleep(0.05)
 
 
-def _body(sample: Sample, finetune_id: str, seed: int) -> dict:
+def _body(sample: Sample, finetune_id: str, seed: int, output_format: str) -> dict:
     return {
         "finetune_id": finetune_id,
         "image": base64.b64encode(sample.image_png).decode(),
         "mask": base64.b64encode(sample.mask_png).decode(),
         "prompt": sample.prompt,
         "seed": seed,
-        "output_format": "png",
+        "output_format": output_format,
     }
 
 

@@ -28,7 +28,7 @@ from fillpipe.samples import (
 from fillpipe.stack import EmbeddedStack
 from pipeline.batches import create_batch, default_output_uri, new_batch_id
 from pipeline.errors import ProviderUnavailable
-from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, JobState
+from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, JobState, OutputFormat
 from pipeline.provider import TaskStatus
 from pipeline.reports import write_results
 from pipeline.runtime import Runtime
@@ -131,6 +131,7 @@ def sample_spec(
     index: int,
     *,
     tags: Mapping[str, str] | None = None,
+    output_format: OutputFormat = "png",
 ) -> JobSpec:
     """Upload a sample's image and mask for `batch_id`; its job (seed = `index`)."""
     prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
@@ -142,7 +143,7 @@ def sample_spec(
         finetune_id=finetune_id,
         finetune_strength=DEMO_FINETUNE_STRENGTH,
         seed=index,
-        output_format="png",
+        output_format=output_format,
     )
     return JobSpec(
         ref=JobRef(batch_id, sample.name),
