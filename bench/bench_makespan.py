@@ -250,7 +250,8 @@ def print_slot_use(
     stored_at = run.started_at + run.makespan_s
     print(
         f"first task created {(ended[0]['created_at'] - run.started_at) * 1000:.0f} ms after the "
-        f"dispatch request; last job stored "
+        f"dispatch request, task {slots} (every slot busy) after "
+        f"{(ended[slots - 1]['created_at'] - run.started_at) * 1000:.0f} ms; last job stored "
         f"{(stored_at - by_finish[-1]['finished_at']) * 1000:.0f} ms after the last finish"
     )
     durations = [task["finished_at"] - task["created_at"] for task in ended]
