@@ -7,11 +7,8 @@ the CLI) send tasks by name through the broker and never import the task code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from celery import Celery
 
-from pipeline.models import JobRef
 from pipeline.settings import Settings
 
 TASK_SUBMIT = "fillpipe.submit"
@@ -74,17 +71,6 @@ def create_celery_app(settings: Settings) -> Celery:
         },
     )
     return app
-
-
-def send_submits(app: Celery, dispatched: Iterable[tuple[JobRef, int]]) -> int:
-    """Send a submit message for each dispatched job (at most one per free provider
-    slot) over one broker connection; return the count."""
-    count = 0
-    with app.producer_or_acquire() as producer:
-        for ref, attempt in dispatched:
-            app.send_task(TASK_SUBMIT, args=[ref.batch_id, ref.job_id, attempt], producer=producer)
-            count += 1
-    return count
 
 
 def request_dispatch(app: Celery, *, countdown_s: float | None = None) -> None:

@@ -14,9 +14,10 @@ waits belong to the reconcile sweep.
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from celery import Task, current_app, shared_task
+from celery import Celery, Task, current_app, shared_task
 
 from pipeline import jobs, reports
 from pipeline.errors import RetryableError
@@ -27,9 +28,9 @@ from workers.app import (
     TASK_RECONCILE,
     TASK_SUBMIT,
     request_dispatch,
-    send_submits,
 )
 from workers.context import runtime
+from workers.messages import BrokerOutbox
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +114,21 @@ def fill_slots(*, keep: int = 0) -> list[tuple[JobRef, int]]:
     dispatched = jobs.dispatch(rt)
     to_send = dispatched[keep:] + jobs.stage(rt)
     if to_send:
-        send_submits(current_app, to_send)
+        outbox = _outbox(current_app)
+        messages = [outbox.submit(ref, attempt) for ref, attempt in to_send]
+        rt.ledger.redis.lpush(outbox.submit_queue, *messages)  # in order: BRPOP takes the first
     if dispatched:
         return dispatched[:keep]
     wait_s = rt.ledger.cooldown_left_s()
     if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):
         request_dispatch(current_app, countdown_s=wait_s)
     return []
+
+
+@functools.cache
+def _outbox(app: Celery) -> BrokerOutbox:
+    """Ready-made messages for `app`'s tasks, built once per process."""
+    return BrokerOutbox(app)
 
 
 def _submit(ref: JobRef, attempt: int) -> None:

@@ -6,7 +6,14 @@ import pytest
 
 from pipeline.models import JobRef
 from pipeline.settings import Settings
-from workers.app import QUEUE_COLLECT, QUEUE_SUBMIT, TASK_COLLECT, TASK_DISPATCH, create_celery_app
+from workers.app import (
+    QUEUE_COLLECT,
+    QUEUE_SUBMIT,
+    TASK_COLLECT,
+    TASK_DISPATCH,
+    TASK_SUBMIT,
+    create_celery_app,
+)
 from workers.messages import BrokerOutbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -65,11 +72,18 @@ def mask_fresh_ids(ours: dict, theirs: dict) -> None:
             lambda o: o.collect(JobRef("b-1", '"@@fillpipe-hole:task_id@@"'), 1),
         ),
         (QUEUE_SUBMIT, TASK_DISPATCH, [], lambda o: o.dispatch()),
+        (
+            QUEUE_SUBMIT,
+            TASK_SUBMIT,
+            ["b-2", "job 2", 4],
+            lambda o: o.submit(JobRef("b-2", "job 2"), 4),
+        ),
     ],
 )
 def test_messages_match_what_send_task_queues(app, queue, name, args, build):
     outbox = BrokerOutbox(app)
     assert {QUEUE_COLLECT: outbox.collect_queue, QUEUE_SUBMIT: outbox.dispatch_queue}[queue]
+    assert outbox.submit_queue == QUEUE_SUBMIT
     theirs = sent_by_celery(app, queue, name, args)
     ours = json.loads(build(outbox))
     mask_fresh_ids(ours, theirs)
