@@ -26,7 +26,7 @@ Phases 1-3 use 256 px images so that the emulator's own CPU work (inpainting) do
 become the bottleneck on a 2-core machine; phase 4 uses 1 MP images. Every phase asks
 for `--output-format` results (jpeg, the provider's and the manifest's default). It also
 prints the pipeline's CPU time per job in phase 1 (worker, receiver and beat processes,
-user + system), and the emulator's and the storage server's beside it. With
+user + system), and the emulator's, the S3 server's and Valkey's beside it. With
 `--emulator-seed` the emulator draws the same latencies in every run, so two runs differ
 only by the pipeline. Figures only: nothing here asserts on time.
 
@@ -367,8 +367,7 @@ def _batch(
 
 def _connected_app(rt: Runtime) -> Celery:
     """A Celery app whose broker connection is open, so that a timed dispatch request
-    does not pay for this process's first use of Celery (imports, connecting: ~0.1 s,
-    which the makespans measured before 2026-12-02 evening included)."""
+    does not pay for this process's first use of Celery (imports, connecting: ~0.1 s)."""
     app = create_celery_app(rt.settings)
     with app.producer_or_acquire() as producer:
         producer.connection.ensure_connection()
