@@ -382,7 +382,7 @@ def _wait(ledger: Ledger, batch_id: str) -> None:
         time.sleep(0.05)
 
 
-def _body(sample: Sample, finetune_id: str, seed: int, output_format: str) -> dict:
+def _body(sample: Sample, finetune_id: str, seed: int, output_format: OutputFormat) -> dict:
     return {
         "finetune_id": finetune_id,
         "image": base64.b64encode(sample.image_png).decode(),

@@ -82,8 +82,12 @@ def mask_fresh_ids(ours: dict, theirs: dict) -> None:
 )
 def test_messages_match_what_send_task_queues(app, queue, name, args, build):
     outbox = BrokerOutbox(app)
-    assert {QUEUE_COLLECT: outbox.collect_queue, QUEUE_SUBMIT: outbox.dispatch_queue}[queue]
-    assert outbox.submit_queue == QUEUE_SUBMIT
+    queues = {
+        TASK_COLLECT: outbox.collect_queue,
+        TASK_DISPATCH: outbox.dispatch_queue,
+        TASK_SUBMIT: outbox.submit_queue,
+    }
+    assert queues[name] == queue
     theirs = sent_by_celery(app, queue, name, args)
     ours = json.loads(build(outbox))
     mask_fresh_ids(ours, theirs)
