@@ -28,6 +28,7 @@ from fillpipe.samples import (
 from fillpipe.stack import EmbeddedStack
 from pipeline.batches import create_batch, default_output_uri, new_batch_id
 from pipeline.errors import ProviderUnavailable
+from pipeline.images import check_edit_inputs, inputs_digest
 from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, JobState, OutputFormat
 from pipeline.provider import TaskStatus
 from pipeline.reports import write_results
@@ -132,8 +133,14 @@ def sample_spec(
     *,
     tags: Mapping[str, str] | None = None,
     output_format: OutputFormat = "png",
+    check_inputs: bool = True,
 ) -> JobSpec:
-    """Upload a sample's image and mask for `batch_id`; its job (seed = `index`)."""
+    """Upload a sample's image and mask for `batch_id`; its job (seed = `index`).
+
+    With `check_inputs` the inputs are decoded in full first and the job records their
+    digest, as `fillpipe submit` does for small manifests; without, the job's submit
+    task decodes them, as for large ones.
+    """
     prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{sample.name}"
     image_uri, mask_uri = f"{prefix}.png", f"{prefix}-mask.png"
     rt.storage.write(S3Uri.parse(image_uri), sample.image_png, content_type="image/png")
@@ -152,7 +159,13 @@ def sample_spec(
         output_uri=default_output_uri(rt, batch_id, sample.name, params.extension),
         params=params,
         tags=dict(tags or {"demo": "true"}),
+        checked_inputs=_checked(sample) if check_inputs else None,
     )
+
+
+def _checked(sample: Sample) -> str:
+    check_edit_inputs(sample.image_png, sample.mask_png)
+    return inputs_digest(sample.image_png, sample.mask_png)
 
 
 def _summary_table(records: Sequence[JobRecord]) -> Table:

@@ -18,7 +18,7 @@ from rich.console import Console
 from fillpipe.progress import wait_for_batch
 from pipeline.batches import create_batch, new_batch_id
 from pipeline.errors import InputError
-from pipeline.images import check_edit_inputs
+from pipeline.images import check_edit_inputs, inputs_digest
 from pipeline.inputs import InputUploader, local_path, read_local
 from pipeline.jobs import MAX_INPUT_BYTES
 from pipeline.ledger import DEFAULT_PRIORITY, BatchSummary
@@ -41,7 +41,7 @@ EXIT_FAILURE = 1
 # Without --check-inputs/--no-check-inputs, batches up to this size have every image
 # read and checked before anything is submitted.
 AUTO_CHECK_INPUTS_MAX_ROWS = 200
-INPUT_HINT = "fix or replace the image or mask; each job checks it again before paying"
+INPUT_HINT = "fix or replace the image or mask, then submit again"
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions
     try:
         count = _validate(rt, manifest, fmt)
         check = options.check_inputs
+        checked: dict[str, str] = {}
         if check or (check is None and count <= AUTO_CHECK_INPUTS_MAX_ROWS):
-            megapixels = _check_inputs(rt, manifest, fmt)
+            megapixels, checked = _check_inputs(rt, manifest, fmt)
             credits = megapixels * settings.price_credits_per_mp
             click.echo(
                 f"{count} rows valid, inputs checked; estimated cost "
@@ -75,7 +76,9 @@ def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions
             click.echo(f"{manifest}: {count} rows valid; nothing submitted (--dry-run)")
             return
         budget = None if options.budget_usd is None else options.budget_usd * CREDITS_PER_USD
-        batch_id = _create(rt, manifest, fmt, budget_credits=budget, priority=options.priority)
+        batch_id = _create(
+            rt, manifest, fmt, checked=checked, budget_credits=budget, priority=options.priority
+        )
         click.echo(batch_id)
         if options.wait:
             console = Console(stderr=True)
@@ -104,22 +107,25 @@ def _validate(rt: Runtime, manifest: str, fmt: ManifestFormat) -> int:
     return count
 
 
-def _check_inputs(rt: Runtime, manifest: str, fmt: ManifestFormat) -> float:
-    """Pass 1b: every image decodes, masks match, alpha where no mask; total megapixels."""
+def _check_inputs(rt: Runtime, manifest: str, fmt: ManifestFormat) -> tuple[float, dict[str, str]]:
+    """Pass 1b: every image decodes, masks match, alpha where no mask; the total
+    megapixels and each job's `inputs_digest`, so its submit need not decode them again."""
     base_dir = _base_dir(manifest)
     problems: list[Problem] = []
     megapixels = 0.0
+    checked: dict[str, str] = {}
     with _rows(rt, manifest, fmt) as rows:
         for row in rows:
             try:
                 image = _read_input(rt, row.image, base_dir)
                 mask = _read_input(rt, row.mask, base_dir) if row.mask else None
                 megapixels += check_edit_inputs(image, mask).megapixels
+                checked[row.job_id] = inputs_digest(image, mask)
             except InputError as error:
                 problems.append(Problem(manifest, row.line, "image", str(error), INPUT_HINT))
     if problems:
         raise ManifestInvalid(problems)
-    return megapixels
+    return megapixels, checked
 
 
 def _read_input(rt: Runtime, location: str, base_dir: Path) -> bytes:
@@ -147,6 +153,7 @@ def _create(
     manifest: str,
     fmt: ManifestFormat,
     *,
+    checked: Mapping[str, str],
     budget_credits: float | None,
     priority: int,
 ) -> str:
@@ -155,13 +162,19 @@ def _create(
     batch_id = new_batch_id(rt.clock)
     uploader = InputUploader(rt.storage, rt.settings.bucket, _base_dir(manifest))
     with _rows(rt, manifest, fmt) as rows:
-        specs = (_spec(rt, batch_id, row, uploader) for row in rows)
+        specs = (_spec(rt, batch_id, row, uploader, checked.get(row.job_id)) for row in rows)
         create_batch(rt, batch_id, specs, budget_credits=budget_credits, priority=priority)
     request_dispatch(create_celery_app(rt.settings))
     return batch_id
 
 
-def _spec(rt: Runtime, batch_id: str, row: ManifestRow, uploader: InputUploader) -> JobSpec:
+def _spec(
+    rt: Runtime,
+    batch_id: str,
+    row: ManifestRow,
+    uploader: InputUploader,
+    checked_inputs: str | None,
+) -> JobSpec:
     image = uploader.resolve(row.image)
     output = resolve_output(
         row.output,
@@ -178,6 +191,7 @@ def _spec(rt: Runtime, batch_id: str, row: ManifestRow, uploader: InputUploader)
         output_uri=str(output),
         params=row.params,
         tags=row.tags,
+        checked_inputs=checked_inputs,
     )
 
 

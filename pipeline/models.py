@@ -129,6 +129,9 @@ class JobSpec:
     output_uri: str
     params: EditParams
     tags: dict[str, str] = field(default_factory=dict)
+    # `inputs_digest` of the image and mask that `fillpipe submit` decoded in full; the
+    # submit task skips decoding the same bytes again. None: the task checks them fully.
+    checked_inputs: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
@@ -143,6 +146,7 @@ class JobSpec:
             output_uri=data["output_uri"],
             params=EditParams(**data["params"]),
             tags=dict(data["tags"]),
+            checked_inputs=data.get("checked_inputs"),
         )
 
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from fillpipe.samples import make_samples
+from pipeline.images import inputs_digest
 from pipeline.models import JobState
 from pipeline.storage import S3Uri
 from tests.commands import run_fillpipe
@@ -56,8 +57,12 @@ def test_jsonl_manifest_with_local_files_runs_to_stored(
     batch_id = result.stdout.strip().splitlines()[-1]
     summary = stack_rt.ledger.summary(batch_id)
     assert summary.counts == {JobState.STORED: 2}
+    by_id = {row["id"]: sample for row, sample in zip(rows, samples, strict=True)}
     for record in stack_rt.ledger.jobs(batch_id):
         assert record.spec.image_uri.startswith(f"s3://{stack_rt.settings.bucket}/inputs/sha256/")
+        # Checked up front (a small batch), so its submit did not decode them again.
+        sample = by_id[record.ref.job_id]
+        assert record.spec.checked_inputs == inputs_digest(sample.image_png, sample.mask_png)
         stored = stack_rt.storage.fetch(S3Uri.parse(record.spec.output_uri))
         assert stored.tags["fillpipe-job"] == record.ref.job_id
         assert stored.tags["campaign"] == "spring 26"
@@ -239,12 +244,17 @@ def test_manifest_in_s3_with_inputs_in_s3(stack, stack_rt, clean_environ, finetu
         content_type="application/x-ndjson",
     )
 
-    result = run_fillpipe("submit", str(manifest), "--wait", env={**clean_environ, **stack.env})
+    # Not checked up front, as for large batches: each submit decodes its inputs.
+    result = run_fillpipe(
+        "submit", str(manifest), "--no-check-inputs", "--wait", env={**clean_environ, **stack.env}
+    )
 
     assert result.returncode == 0, result.stderr
     batch_id = result.stdout.strip().splitlines()[-1]
-    outputs = [record.spec.output_uri for record in stack_rt.ledger.jobs(batch_id)]
+    records = list(stack_rt.ledger.jobs(batch_id))
+    outputs = [record.spec.output_uri for record in records]
     assert outputs == [f"s3://{bucket}/outputs/{batch_id}/{s.name}+v2.jpg" for s in samples]
+    assert [record.spec.checked_inputs for record in records] == [None, None]
     assert stack_rt.ledger.summary(batch_id).counts == {JobState.STORED: 2}
 
 

@@ -3,6 +3,7 @@ import itertools
 import pytest
 
 from pipeline.batches import create_batch, default_output_uri
+from pipeline.images import inputs_digest
 from pipeline.models import EditParams, JobRef, JobSpec
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
@@ -67,11 +68,13 @@ def new_job(rt):
         mask: bytes | None = b"default",
         job_id: str = "job 1+ü",
         output_uri: str | None = None,
+        checked: bool = False,
     ) -> JobRef:
         batch_id = f"t{next(_batches)}-{id(rt):x}"
         prefix = f"s3://{rt.settings.bucket}/inputs/{batch_id}/{job_id}"
         image_uri, mask_uri = f"{prefix}.png", f"{prefix}-mask.png"
-        rt.storage.write(S3Uri.parse(image_uri), image or png(), content_type="image/png")
+        image = image or png()
+        rt.storage.write(S3Uri.parse(image_uri), image, content_type="image/png")
         if mask == b"default":
             mask = png(mode="L")
         if mask is not None:
@@ -84,6 +87,8 @@ def new_job(rt):
             output_uri=output_uri or default_output_uri(rt, batch_id, job_id, "png"),
             params=params,
             tags={"campaign": "spring"},
+            # As `fillpipe submit` records the inputs it decoded in full.
+            checked_inputs=inputs_digest(image, mask) if checked else None,
         )
         create_batch(rt, batch_id, [spec])
         return spec.ref

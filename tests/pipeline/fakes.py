@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
@@ -19,6 +20,15 @@ def png(size=(64, 48), color=(200, 30, 30), mode="RGB") -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, size, color if mode != "L" else 255).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def truncated_png(size=(64, 48)) -> bytes:
+    """A noise PNG cut in half: its header reads, its pixels do not decode."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", size, random.Random(7).randbytes(size[0] * size[1] * 3)).save(
+        buffer, format="PNG"
+    )
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
 
 
 @dataclass

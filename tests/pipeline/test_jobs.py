@@ -11,7 +11,7 @@ from pipeline.models import JobRef, JobState
 from pipeline.provider import TaskStatus
 from pipeline.signing import CallbackClaim
 from pipeline.storage import S3Uri
-from tests.pipeline.fakes import decoded, png
+from tests.pipeline.fakes import decoded, png, truncated_png
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -69,6 +69,24 @@ def test_bad_inputs_end_invalid_without_spending(rt, new_job, fake, image, mask,
     ref = new_job(image=image, mask=mask)
     assert submit(rt, ref) is JobState.INVALID_INPUT
     assert message in rt.ledger.get(ref).error
+    assert fake.submits == []
+
+
+def test_inputs_checked_by_submit_are_not_decoded_again(rt, new_job, fake):
+    # The pixels of a truncated PNG do not decode, but its header reads; with the digest
+    # `fillpipe submit` records for bytes it decoded in full, they are not decoded again.
+    truncated = truncated_png()
+    ref = new_job(image=truncated, checked=True)
+    assert submit(rt, ref) is JobState.AWAITING_RESULT
+    assert decoded(fake.submits[0], "image") == truncated
+
+
+def test_inputs_changed_since_the_submit_check_are_decoded_in_full(rt, new_job, fake):
+    ref = new_job(checked=True)
+    image_uri = S3Uri.parse(rt.ledger.get(ref).spec.image_uri)
+    rt.storage.write(image_uri, truncated_png(), content_type="image/png")
+    assert submit(rt, ref) is JobState.INVALID_INPUT
+    assert "the image does not decode" in rt.ledger.get(ref).error
     assert fake.submits == []
 
 
