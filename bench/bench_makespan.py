@@ -22,6 +22,15 @@ creation of the task that took its slot (once all slots are in use, the k-th cre
 after the first `--slots` waits for the k-th finish), split into finish → callback
 recorded (`callback_at`) and the rest (dispatch, submit, the POST).
 
+It then runs the same greedy schedule on `ODDS_DRAWS` fresh latency draws (seeded, not
+this run's) to print, independent of this run's luck, the mean makespan / ideal and the
+share of runs meeting the target for a pipeline whose slot turn-around were nothing,
+only the provider-side parts measured here, or this run's mean slot gap.
+
+Jobs are created as `fillpipe submit` creates them by default: a batch of up to 200 rows
+has its inputs decoded up front and its submits skip decoding them again
+(`JobSpec.checked_inputs`); a larger one (phase 1's 480) does not.
+
 Phases 1-3 use 256 px images so that the emulator's own CPU work (inpainting) does not
 become the bottleneck on a 2-core machine; phase 4 uses 1 MP images. Every phase asks
 for `--output-format` results (jpeg, the provider's and the manifest's default). It also
