@@ -28,7 +28,7 @@ from fillpipe.samples import (
 from fillpipe.stack import EmbeddedStack
 from pipeline.batches import create_batch, default_output_uri, new_batch_id
 from pipeline.errors import ProviderUnavailable
-from pipeline.images import check_edit_inputs, inputs_digest
+from pipeline.images import check_in_full
 from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, JobState, OutputFormat
 from pipeline.provider import TaskStatus
 from pipeline.reports import write_results
@@ -145,6 +145,7 @@ def sample_spec(
     image_uri, mask_uri = f"{prefix}.png", f"{prefix}-mask.png"
     rt.storage.write(S3Uri.parse(image_uri), sample.image_png, content_type="image/png")
     rt.storage.write(S3Uri.parse(mask_uri), sample.mask_png, content_type="image/png")
+    checked_inputs = check_in_full(sample.image_png, sample.mask_png)[1] if check_inputs else None
     params = EditParams(
         prompt=sample.prompt,
         finetune_id=finetune_id,
@@ -159,13 +160,8 @@ def sample_spec(
         output_uri=default_output_uri(rt, batch_id, sample.name, params.extension),
         params=params,
         tags=dict(tags or {"demo": "true"}),
-        checked_inputs=_checked(sample) if check_inputs else None,
+        checked_inputs=checked_inputs,
     )
-
-
-def _checked(sample: Sample) -> str:
-    check_edit_inputs(sample.image_png, sample.mask_png)
-    return inputs_digest(sample.image_png, sample.mask_png)
 
 
 def _summary_table(records: Sequence[JobRecord]) -> Table:

@@ -18,7 +18,7 @@ from rich.console import Console
 from fillpipe.progress import wait_for_batch
 from pipeline.batches import create_batch, new_batch_id
 from pipeline.errors import InputError
-from pipeline.images import check_edit_inputs, inputs_digest
+from pipeline.images import check_in_full
 from pipeline.inputs import InputUploader, local_path, read_local
 from pipeline.jobs import MAX_INPUT_BYTES
 from pipeline.ledger import DEFAULT_PRIORITY, BatchSummary
@@ -119,8 +119,8 @@ def _check_inputs(rt: Runtime, manifest: str, fmt: ManifestFormat) -> tuple[floa
             try:
                 image = _read_input(rt, row.image, base_dir)
                 mask = _read_input(rt, row.mask, base_dir) if row.mask else None
-                megapixels += check_edit_inputs(image, mask).megapixels
-                checked[row.job_id] = inputs_digest(image, mask)
+                info, checked[row.job_id] = check_in_full(image, mask)
+                megapixels += info.megapixels
             except InputError as error:
                 problems.append(Problem(manifest, row.line, "image", str(error), INPUT_HINT))
     if problems:

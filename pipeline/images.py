@@ -91,6 +91,12 @@ def inputs_digest(image: bytes, mask: bytes | None) -> str:
     return digest.hexdigest()
 
 
+def check_in_full(image: bytes, mask: bytes | None) -> tuple[ImageInfo, str]:
+    """`check_edit_inputs` decoding every pixel, and the pair's `inputs_digest`: what a
+    job records (`JobSpec.checked_inputs`) so its submit need not decode them again."""
+    return check_edit_inputs(image, mask), inputs_digest(image, mask)
+
+
 def check_result(data: bytes) -> ImageInfo:
     """A downloaded result must decode as an image; `UnsafeResult` if it does not."""
     try:

@@ -266,9 +266,8 @@ def _submit_body(
         if spec.mask_uri
         else None
     )
-    unchanged = spec.checked_inputs is not None and spec.checked_inputs == inputs_digest(
-        image, mask
-    )
+    checked = spec.checked_inputs
+    unchanged = checked is not None and checked == inputs_digest(image, mask)
     info = check_edit_inputs(image, mask, full=not unchanged)
     body: dict[str, object] = spec.params.to_request()
     body["image"] = base64.b64encode(image).decode()

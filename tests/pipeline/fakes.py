@@ -28,7 +28,8 @@ def truncated_png(size=(64, 48)) -> bytes:
     Image.frombytes("RGB", size, random.Random(7).randbytes(size[0] * size[1] * 3)).save(
         buffer, format="PNG"
     )
-    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    data = buffer.getvalue()
+    return data[: len(data) // 2]
 
 
 @dataclass
