@@ -82,6 +82,15 @@ class Storage:
     def client(self) -> S3Client:
         return self._s3
 
+    def reach(self, bucket: str) -> None:
+        """Reach `bucket` once (HeadBucket): builds boto3's request machinery and opens a
+        connection, so the first real request does not pay for them. Raises as a read
+        would (`InputError` for a missing bucket, `PermanentError` for refused keys)."""
+        try:
+            self._s3.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            raise _translate(error, S3Uri(bucket, "")) from None
+
     def read(self, uri: S3Uri, *, max_bytes: int) -> bytes:
         """The object's bytes; `InputError` if it is missing or larger than `max_bytes`."""
         try:

@@ -1,9 +1,10 @@
 """One `Runtime` per worker process, built from the environment after the fork.
 
-Each pool process builds its own as it starts (`worker_process_init`), so no socket is
-shared between pool processes and the first task does not pay for building clients
-(boto3's above all). A process that could not build it then builds it on first use,
-so the error is raised in a task and logged there.
+Each pool process builds its own as it starts (`worker_process_init`) and opens its
+Redis and S3 connections, so no socket is shared between pool processes and the first
+task does not pay for building clients (boto3's above all) or connecting. A process
+that could not build it then builds it on first use, so the error is raised in a task
+and logged there.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ def runtime() -> Runtime:
 @worker_process_init.connect
 def _build_runtime(**_: object) -> None:
     try:
-        runtime()
+        built = runtime()
     except Exception:  # raised again, and logged, by the first task
         log.exception("could not build the worker runtime; retrying on first use")
+        return
+    built.warm_up()
 
 
 @worker_process_shutdown.connect

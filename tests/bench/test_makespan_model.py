@@ -34,3 +34,21 @@ def test_the_odds_fall_as_the_turn_around_grows() -> None:
 
 def test_the_odds_are_repeatable() -> None:
     assert target_odds(96, 24, 2.0, 0.01) == target_odds(96, 24, 2.0, 0.01)
+
+
+def test_a_slot_that_starts_late_ends_late() -> None:
+    # Slot B starts 0.5 s late: 0.5 + 1, then 0.1 + 1 = 2.6 s; slot A runs 1 + 0.1 + 1.
+    durations = [1.0, 1.0, 1.0, 1.0]
+    assert greedy_makespan_s(durations, 2, turnaround_s=0.1, starts=[0.0, 0.5]) == (
+        pytest.approx(2.6)
+    )
+    with pytest.raises(ValueError, match="1 start times for 2 slots"):
+        greedy_makespan_s(durations, 2, turnaround_s=0.0, starts=[0.0])
+
+
+def test_a_slow_start_lowers_the_odds() -> None:
+    instant_mean, instant_share = target_odds(480, 24, 2.0, 0.01)
+    ramp = [0.4 * k / 23 for k in range(24)]  # the 24th task 0.4 s after the first
+    ramped_mean, ramped_share = target_odds(480, 24, 2.0, 0.01, ramp)
+    assert ramped_mean > instant_mean
+    assert ramped_share < instant_share

@@ -3,6 +3,7 @@
 import asyncio
 import random
 import threading
+import time
 
 import pytest
 
@@ -79,3 +80,22 @@ async def test_request_bodies_are_read_while_the_task_pool_is_busy() -> None:
         assert await busy is True
 
     assert read == "parsed"
+
+
+@pytest.mark.anyio
+async def test_work_starts_halfway_through_the_latency() -> None:
+    # The emulator renders on the caller's cores: not in the turn-around just after a
+    # task is created, where the submits of a pipeline under test bunch up.
+    config = make_config(latency_base_s=0.4)
+    async with Runtime(config) as runtime:
+        runner = TaskRunner(config, clock=time.time, runtime=runtime, rng=random.Random(0))
+        task = runner.start(CALLER, "t1", {}, size_mp=0.0)
+
+        worked_at = await runner.produce(task, time.time)
+        runner.finish(task)
+        done_at = time.time()
+
+    assert worked_at is not None
+    assert 0.2 <= worked_at - task.created_at < 0.4  # halfway through its 0.4 s
+    assert done_at >= task.ready_at
+    assert task.status is TaskStatus.READY
