@@ -1,10 +1,10 @@
 """One `Runtime` per worker process, built from the environment after the fork.
 
 Each pool process builds its own as it starts (`worker_process_init`) and opens its
-Redis and S3 connections, so no socket is shared between pool processes and the first
-task does not pay for building clients (boto3's above all) or connecting. A process
-that could not build it then builds it on first use, so the error is raised in a task
-and logged there.
+Redis and S3 connections in the background, so no socket is shared between pool
+processes and the first task does not pay for building clients (boto3's above all) or
+connecting. A process that could not build it then builds it on first use, so the
+error is raised in a task and logged there.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def _build_runtime(**_: object) -> None:
     except Exception:  # raised again, and logged, by the first task
         log.exception("could not build the worker runtime; retrying on first use")
         return
-    built.warm_up()
+    # In the background: with Redis or S3 down it would take as long as their clients
+    # retry (~30 s), and Celery gives a new pool process 4 s to come up
+    # (`worker_proc_alive_timeout`) before it kills it.
+    threading.Thread(target=built.warm_up, name="fillpipe-warm-up", daemon=True).start()
 
 
 @worker_process_shutdown.connect

@@ -1,10 +1,12 @@
 """Each worker process builds its runtime as it starts, not on its first task."""
 
 import logging
+import time
 
 import pytest
 from celery.signals import worker_process_init
 
+from fillpipe.ports import free_ports
 from pipeline.errors import ConfigError
 from workers import context
 
@@ -44,3 +46,19 @@ def test_bad_settings_at_process_init_are_logged_then_raised_by_the_first_task(
     assert "could not build the worker runtime" in caplog.text
     with pytest.raises(ConfigError, match="FILLPIPE_REDIS_URL"):
         context.runtime()
+
+
+def test_process_init_does_not_wait_for_servers_that_are_down(fresh_context, stack):
+    # Celery kills a pool process that is not up within 4 s; the clients retry an
+    # unreachable Redis for ~30 s, so connecting must not hold up the process's start.
+    redis_port, s3_port = free_ports(2)
+    for name, value in stack.env.items():
+        fresh_context.setenv(name, value)
+    fresh_context.setenv("FILLPIPE_REDIS_URL", f"redis://127.0.0.1:{redis_port}/0")
+    fresh_context.setenv("FILLPIPE_S3_ENDPOINT_URL", f"http://127.0.0.1:{s3_port}")
+
+    started = time.monotonic()
+    worker_process_init.send(sender=None)
+
+    assert time.monotonic() - started < 2.0
+    assert context._runtime is not None
