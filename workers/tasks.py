@@ -6,18 +6,23 @@ free (`fill_slots`): a slot freed by a collect is leased to the next job at once
 the same task, so the dispatcher is driven by events, not by a polling loop. Once
 every slot is in use, the next few jobs are staged: their submit tasks read the inputs,
 build the request and wait on Redis; the receiver's script that frees a slot hands it
-to the oldest staged job and wakes its task, which POSTs at once. The dispatch task
-(queued by the receiver when a callback frees a slot) submits the first job it leases
-itself, saving the broker hop to a submit task. Waiting is short and bounded: longer
-waits belong to the reconcile sweep.
+to the oldest staged job and wakes its task, which POSTs at once. A submit task that
+has POSTed stages the next job itself, in the same process, rather than sending it a
+message that would wait for a free worker process (for `CHAIN_STAGED_FOR_S` at most,
+then by message). The dispatch task (queued by the receiver when a callback frees a
+slot and no job is staged) submits the first job it leases itself, saving the broker
+hop to a submit task. Waiting is short and bounded: longer waits belong to the
+reconcile sweep.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 
 from celery import Celery, Task, current_app, shared_task
+from celery.worker import state as worker_state
 
 from pipeline import jobs, reports
 from pipeline.errors import RetryableError
@@ -38,6 +43,10 @@ MAX_RETRIES = 8
 MAX_COUNTDOWN_S = 30.0
 NOT_READY_COUNTDOWN_S = 0.5
 NOT_READY_MAX_RETRIES = 120
+# A submit task goes on to stage the next job itself for this long at most (each staged
+# job waits up to `jobs.STAGED_WAIT_MAX_S`), so a warm shutdown is not held up for long
+# and the task stays far inside its time limits; after that the next job gets a message.
+CHAIN_STAGED_FOR_S = 20.0
 
 
 def backoff_s(retries: int) -> float:
@@ -102,27 +111,29 @@ def reconcile() -> None:
     fill_slots()
 
 
-def fill_slots(*, keep: int = 0) -> list[tuple[JobRef, int]]:
+def fill_slots(*, keep: int = 0, keep_staged: int = 0) -> list[tuple[JobRef, int]]:
     """Lease every free provider slot and stage the next jobs; send a submit for each
-    staged job and each leased one but the first `keep`, which are returned for the
-    caller to submit (each holds its lease).
+    leased job but the first `keep` and each staged job but the first `keep_staged`,
+    which are returned (leased first) for the caller to submit itself (a leased one
+    holds its lease; a staged one waits for a slot in `jobs.submit_job`).
 
     While the dispatcher cools down (a 429, an unreachable provider) one delayed
     dispatch is scheduled for when it ends.
     """
     rt = runtime()
     dispatched = jobs.dispatch(rt)
-    to_send = dispatched[keep:] + jobs.stage(rt)
+    staged = jobs.stage(rt)
+    to_send = dispatched[keep:] + staged[keep_staged:]
     if to_send:
         outbox = _outbox(current_app)
         messages = [outbox.submit(ref, attempt) for ref, attempt in to_send]
         rt.ledger.redis.lpush(outbox.submit_queue, *messages)  # in order: BRPOP takes the first
-    if dispatched:
-        return dispatched[:keep]
-    wait_s = rt.ledger.cooldown_left_s()
-    if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):
-        request_dispatch(current_app, countdown_s=wait_s)
-    return []
+    kept = dispatched[:keep] + staged[:keep_staged]
+    if not dispatched:
+        wait_s = rt.ledger.cooldown_left_s()
+        if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):
+            request_dispatch(current_app, countdown_s=wait_s)
+    return kept
 
 
 @functools.cache
@@ -132,11 +143,19 @@ def _outbox(app: Celery) -> BrokerOutbox:
 
 
 def _submit(ref: JobRef, attempt: int) -> None:
-    try:
-        state = jobs.submit_job(runtime(), ref, attempt)
-    finally:
-        fill_slots()
-    _after(ref, state)
+    """Submit the job, then each job this task stages next (see `CHAIN_STAGED_FOR_S`)."""
+    chain_until = time.monotonic() + CHAIN_STAGED_FOR_S
+    job: tuple[JobRef, int] | None = (ref, attempt)
+    while job is not None:
+        ref, attempt = job
+        try:
+            state = jobs.submit_job(runtime(), ref, attempt)
+            _after(ref, state)
+        except BaseException:
+            fill_slots()
+            raise
+        chain = time.monotonic() < chain_until and not worker_state.should_stop
+        job = next(iter(fill_slots(keep_staged=1 if chain else 0)), None)
 
 
 def _after(ref: JobRef, state: JobState | None) -> None:
