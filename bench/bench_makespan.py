@@ -20,7 +20,9 @@ list (`GET /admin/tasks`: each task's `created_at` and `finished_at`): the share
 slot-time the provider spent on tasks, and the slot gap, from a task's finish to the
 creation of the task that took its slot (once all slots are in use, the k-th creation
 after the first `--slots` waits for the k-th finish), split into finish → callback
-recorded (`callback_at`) and the rest (dispatch, submit, the POST).
+recorded (`callback_at`), callback → the next POST (`submitted_at`; apart for slots
+handed to a staged job, whose request was ready, and slots filled by a dispatch, whose
+submit task starts then: `submitted_via`) and POST → task created.
 
 It then runs the same greedy schedule on `ODDS_DRAWS` fresh latency draws (seeded, not
 this run's) to print, independent of this run's luck, the mean makespan / ideal and the
@@ -255,13 +257,15 @@ def print_slot_use(
     pairs = list(zip(by_finish, ended[slots:], strict=False))
     gaps = [taken["created_at"] - freed["finished_at"] for freed, taken in pairs]
     heard, ours, posted = [], [], []
+    ours_by_way: dict[str, list[float]] = {"staged": [], "dispatch": []}
     for freed, taken in pairs:
         called = times.get(freed["id"], JobTimes()).callback_at
-        sent = times.get(taken["id"], JobTimes()).submitted_at
-        if called is not None and sent is not None:
+        taker = times.get(taken["id"], JobTimes())
+        if called is not None and taker.submitted_at is not None:
             heard.append(called - freed["finished_at"])
-            ours.append(sent - called)
-            posted.append(taken["created_at"] - sent)
+            ours.append(taker.submitted_at - called)
+            posted.append(taken["created_at"] - taker.submitted_at)
+            ours_by_way.setdefault(taker.via or "unknown", []).append(ours[-1])
     print(
         f"provider slots busy {busy / (slots * span):.1%} of {slots} x {span:.1f} s; "
         f"slot gap (finish -> next task created) {_spread(gaps)}"
@@ -269,6 +273,13 @@ def print_slot_use(
     if heard:
         print(f"  finish -> callback recorded (webhook + receiver) {_spread(heard)}")
         print(f"  callback recorded -> next POST sent (dispatch, S3 reads, ledger) {_spread(ours)}")
+        for way, label in (
+            ("staged", "to a staged job, its request ready"),
+            ("dispatch", "by a dispatch, its submit task starting then"),
+        ):
+            if ours_by_way[way]:
+                share = len(ours_by_way[way]) / len(ours)
+                print(f"    {label}: {share:.0%} of them, {_spread(ours_by_way[way])}")
         print(f"  POST sent -> task created (the provider) {_spread(posted)}")
     stored_at = run.started_at + run.makespan_s
     print(
@@ -364,14 +375,18 @@ def target_odds(
 class JobTimes:
     submitted_at: float | None = None
     callback_at: float | None = None
+    via: str | None = None  # how the submit task got its slot: "staged" or "dispatch"
 
 
 def _job_times(ledger: Ledger, batch_id: str) -> dict[str, JobTimes]:
-    """When each job of `batch_id` was POSTed and its callback recorded, by task id."""
-    fields = _job_fields(ledger, batch_id, "provider_task_id", "submitted_at", "callback_at")
+    """When each job of `batch_id` was POSTed (and which way) and its callback recorded,
+    by task id."""
+    fields = _job_fields(
+        ledger, batch_id, "provider_task_id", "submitted_at", "callback_at", "submitted_via"
+    )
     return {
-        task_id: JobTimes(_seconds(sent), _seconds(called))
-        for task_id, sent, called in fields
+        task_id: JobTimes(_seconds(sent), _seconds(called), via)
+        for task_id, sent, called, via in fields
         if task_id
     }
 

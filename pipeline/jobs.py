@@ -129,7 +129,8 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     if not begun.applied:  # the reconcile sweep put it back in line meanwhile
         rt.ledger.release_budget(ref.batch_id, reserved)
         return None
-    posted_at = rt.clock()  # kept as `submitted_at`, for latency figures
+    # Kept as `submitted_at` and `submitted_via`, for latency figures.
+    posted_at, via = rt.clock(), "staged" if staged else "dispatch"
     try:
         submission = rt.provider.submit(body)
     except (RateLimited, ProviderUnavailable) as error:
@@ -154,6 +155,7 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
             fields={
                 "error": f"submit outcome unknown ({error}); awaiting its callback",
                 "submitted_at": posted_at,
+                "submitted_via": via,
             },
             late_at=rt.clock() + rt.settings.deadlines.ambiguous_submit_s,
         )
@@ -173,6 +175,7 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
             "cost_credits": submission.cost_credits,
             "input_troubles": None,
             "submitted_at": posted_at,
+            "submitted_via": via,
         },
         cost_credits=submission.cost_credits if submission.cost_credits is not None else estimate,
         late_at=rt.clock() + rt.settings.deadlines.callback_late_s,

@@ -2,7 +2,8 @@
 
 Keys (prefix `fp:`):
     fp:job:<batch>:<job>       hash: spec (JSON), state, attempt, provider fields, error,
-                               submitted_at and callback_at (for latency figures)
+                               submitted_at, submitted_via (staged or dispatch) and
+                               callback_at (for latency figures)
     fp:batch:<batch>           hash: created_at, total, priority, n:<state> counters,
                                cost_credits, budget and reservations, dispatch cursor
     fp:batch:<batch>:jobs      list of job ids in manifest order (the dispatcher walks

@@ -4,6 +4,8 @@ Real Valkey and S3; the provider is scripted (`FakeProvider`), the clock is inje
 """
 
 import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -258,13 +260,32 @@ def test_a_freed_slot_goes_to_the_oldest_staged_job_and_wakes_its_submit(rt, mak
 
 def test_a_staged_submit_waits_for_its_slot_then_posts(rt, make_batch, fake):
     refs, [(ref, attempt), _] = fill_and_stage(rt, make_batch, slots(rt) + 2)
-    finish(rt, refs[0])
-    jobs.dispatch(rt)  # hands the slot over
+    with ThreadPoolExecutor(1) as pool:
+        submitted = pool.submit(jobs.submit_job, rt, ref, attempt)
+        wait_for_a_blocked_pop(rt)  # its request built, the task waits for a slot
+        assert fake.submits == []
+        finish(rt, refs[0])
+        jobs.dispatch(rt)  # hands the slot over
 
-    assert jobs.submit_job(rt, ref, attempt) is JobState.AWAITING_RESULT
+        assert submitted.result(timeout=10) is JobState.AWAITING_RESULT
 
     assert len(fake.submits) == 1
     assert rt.ledger.leases()[ref] == attempt
+    # Which way each job reached the provider, for the makespan bench's figures.
+    assert submitted_via(rt, ref) == "staged"
+    assert jobs.submit_job(rt, refs[1], 1) is JobState.AWAITING_RESULT  # leased at once
+    assert submitted_via(rt, refs[1]) == "dispatch"
+
+
+def wait_for_a_blocked_pop(rt, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(client["cmd"] == "blpop" for client in rt.ledger.redis.client_list()):
+        assert time.monotonic() < deadline, "no submit task waiting for a slot"
+        time.sleep(0.01)
+
+
+def submitted_via(rt, ref: JobRef) -> str | None:
+    return rt.ledger.redis.hget(f"fp:job:{ref.batch_id}:{ref.job_id}", "submitted_via")
 
 
 def test_a_staged_submit_that_finds_no_slot_goes_back_first_in_line(rt, make_batch, fake):
