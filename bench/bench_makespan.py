@@ -59,6 +59,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,7 +258,7 @@ def print_slot_use(
     pairs = list(zip(by_finish, ended[slots:], strict=False))
     gaps = [taken["created_at"] - freed["finished_at"] for freed, taken in pairs]
     heard, ours, posted = [], [], []
-    ours_by_way: dict[str, list[float]] = {"staged": [], "dispatch": []}
+    ours_by_way: defaultdict[str | None, list[float]] = defaultdict(list)
     for freed, taken in pairs:
         called = times.get(freed["id"], JobTimes()).callback_at
         taker = times.get(taken["id"], JobTimes())
@@ -265,7 +266,7 @@ def print_slot_use(
             heard.append(called - freed["finished_at"])
             ours.append(taker.submitted_at - called)
             posted.append(taken["created_at"] - taker.submitted_at)
-            ours_by_way.setdefault(taker.via or "unknown", []).append(ours[-1])
+            ours_by_way[taker.via].append(ours[-1])
     print(
         f"provider slots busy {busy / (slots * span):.1%} of {slots} x {span:.1f} s; "
         f"slot gap (finish -> next task created) {_spread(gaps)}"

@@ -13,17 +13,6 @@ from workers import context
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture
-def fresh_context(monkeypatch, clean_environ):
-    """An environment holding only `clean_environ`, and no runtime built in this process."""
-    for name in list(context.os.environ):
-        if name not in clean_environ:
-            monkeypatch.delenv(name)
-    context._close_runtime()
-    yield monkeypatch
-    context._close_runtime()
-
-
 def test_process_init_builds_the_runtime_the_tasks_then_use(fresh_context, stack):
     for name, value in stack.env.items():
         fresh_context.setenv(name, value)

@@ -19,11 +19,8 @@ SLOTS, STAGED = 2, 2
 
 
 @pytest.fixture
-def rt(monkeypatch, clean_environ, valkey_url, s3_env):
+def rt(fresh_context, valkey_url, s3_env):
     """This process's worker runtime, on a Valkey no worker consumes from."""
-    for name in list(context.os.environ):
-        if name not in clean_environ:
-            monkeypatch.delenv(name)
     settings = {
         **s3_env,
         "FILLPIPE_REDIS_URL": valkey_url,
@@ -35,12 +32,10 @@ def rt(monkeypatch, clean_environ, valkey_url, s3_env):
         "FILLPIPE_STAGED_SUBMITS": str(STAGED),
     }
     for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    context._close_runtime()
+        fresh_context.setenv(name, value)
     runtime = context.runtime()
     runtime.ledger.redis.flushdb()
-    yield runtime
-    context._close_runtime()
+    return runtime
 
 
 def make_batch(rt: Runtime, size: int) -> list[JobRef]:
