@@ -7,9 +7,10 @@ the same task, so the dispatcher is driven by events, not by a polling loop. Onc
 every slot is in use, the next few jobs are staged: their submit tasks read the inputs,
 build the request and wait on Redis; the receiver's script that frees a slot hands it
 to the oldest staged job and wakes its task, which POSTs at once. A submit task that
-has POSTed stages the next job itself, in the same process, rather than sending it a
+has POSTed takes the next job itself, in the same process, rather than sending it a
 message that would wait for a free worker process (for `CHAIN_STAGED_FOR_S` at most,
-then by message). The dispatch task (queued by the receiver when a callback frees a
+then by message): a job leased a slot that came free with no staged job to take it, else
+the next staged job. The dispatch task (queued by the receiver when a callback frees a
 slot and no job is staged) submits the first job it leases itself, saving the broker
 hop to a submit task. Waiting is short and bounded: longer waits belong to the
 reconcile sweep.
@@ -69,29 +70,43 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
     ref = JobRef(batch_id, job_id)
     try:
         state = jobs.collect_job(runtime(), ref, attempt, slot_freed=fill_slots)
-    except jobs.NotReadyYet:
-        if self.request.retries >= NOT_READY_MAX_RETRIES:
+    except BaseException as error:
+        fill_slots()
+        _retry_collect(self, ref, attempt, error)
+        return
+    _after(ref, state)
+    # A slot that came free with no staged job to take it (the receiver queued a
+    # dispatch for it) is submitted here, at once, rather than by a message that would
+    # wait for a free worker process.
+    taken = fill_slots(take_leased=True)
+    if taken is not None:
+        _submit(*taken)
+
+
+def _retry_collect(task: Task, ref: JobRef, attempt: int, error: BaseException) -> None:
+    """Retry a collect that failed with `error`, give it up, or raise `error` again."""
+    if isinstance(error, jobs.NotReadyYet):
+        if task.request.retries >= NOT_READY_MAX_RETRIES:
             # The submit task never finished its bookkeeping (it died mid-submit):
             # stop polling here; the job's fate is the reconcile sweep's to decide.
             log.warning("collect %s attempt %d: submit never recorded; giving up", ref, attempt)
             return
-        raise self.retry(countdown=NOT_READY_COUNTDOWN_S, max_retries=None) from None
-    except RetryableError:
-        if self.request.retries >= MAX_RETRIES:
+        raise task.retry(countdown=NOT_READY_COUNTDOWN_S, max_retries=None) from None
+    if isinstance(error, RetryableError):
+        if task.request.retries >= MAX_RETRIES:
             jobs.release_collect(runtime(), ref, attempt)  # the reconcile sweep takes over
             return
-        raise self.retry(countdown=backoff_s(self.request.retries)) from None
-    finally:
-        fill_slots()
-    _after(ref, state)
+        raise task.retry(countdown=backoff_s(task.request.retries)) from None
+    raise error
 
 
 @shared_task(name=TASK_DISPATCH)
 def dispatch() -> None:
     # At most one job is submitted here: the slots it frees (a refused input, say) are
     # filled by submit messages, so one dispatch never works through a whole batch.
-    for ref, attempt in fill_slots(keep=1):
-        _submit(ref, attempt)
+    taken = fill_slots(take_leased=True)
+    if taken is not None:
+        _submit(*taken)
 
 
 @shared_task(name=TASK_RECONCILE)
@@ -111,29 +126,35 @@ def reconcile() -> None:
     fill_slots()
 
 
-def fill_slots(*, keep: int = 0, keep_staged: int = 0) -> list[tuple[JobRef, int]]:
-    """Lease every free provider slot and stage the next jobs; send a submit for each
-    leased job but the first `keep` and each staged job but the first `keep_staged`,
-    which are returned (leased first) for the caller to submit itself (a leased one
-    holds its lease; a staged one waits for a slot in `jobs.submit_job`).
+def fill_slots(
+    *, take_leased: bool = False, take_staged: bool = False
+) -> tuple[JobRef, int] | None:
+    """Lease every free provider slot and stage the next jobs; send a submit message
+    for each, but return one for the caller to submit itself: the first leased job if
+    `take_leased` (it holds its lease), else the first staged one if `take_staged` (it
+    waits for a slot in `jobs.submit_job`).
 
     While the dispatcher cools down (a 429, an unreachable provider) one delayed
     dispatch is scheduled for when it ends.
     """
     rt = runtime()
-    dispatched = jobs.dispatch(rt)
-    staged = jobs.stage(rt)
-    to_send = dispatched[keep:] + staged[keep_staged:]
+    leased, staged = jobs.dispatch(rt), jobs.stage(rt)
+    taken: tuple[JobRef, int] | None
+    if take_leased and leased:
+        taken, to_send = leased[0], leased[1:] + staged
+    elif take_staged and staged:
+        taken, to_send = staged[0], leased + staged[1:]
+    else:
+        taken, to_send = None, leased + staged
     if to_send:
         outbox = _outbox(current_app)
         messages = [outbox.submit(ref, attempt) for ref, attempt in to_send]
         rt.ledger.redis.lpush(outbox.submit_queue, *messages)  # in order: BRPOP takes the first
-    kept = dispatched[:keep] + staged[:keep_staged]
-    if not dispatched:
+    if not leased:
         wait_s = rt.ledger.cooldown_left_s()
         if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):
             request_dispatch(current_app, countdown_s=wait_s)
-    return kept
+    return taken
 
 
 @functools.cache
@@ -143,7 +164,7 @@ def _outbox(app: Celery) -> BrokerOutbox:
 
 
 def _submit(ref: JobRef, attempt: int) -> None:
-    """Submit the job, then each job this task stages next (see `CHAIN_STAGED_FOR_S`)."""
+    """Submit the job, then each job this task takes next (see `CHAIN_STAGED_FOR_S`)."""
     chain_until = time.monotonic() + CHAIN_STAGED_FOR_S
     job: tuple[JobRef, int] | None = (ref, attempt)
     while job is not None:
@@ -155,7 +176,7 @@ def _submit(ref: JobRef, attempt: int) -> None:
             fill_slots()
             raise
         chain = time.monotonic() < chain_until and not worker_state.should_stop
-        job = next(iter(fill_slots(keep_staged=1 if chain else 0)), None)
+        job = fill_slots(take_leased=chain, take_staged=chain)
 
 
 def _after(ref: JobRef, state: JobState | None) -> None:

@@ -1,12 +1,13 @@
 """`fill_slots`: what it leases and stages, which submits it queues, and which jobs it
-keeps for its caller to submit itself (the dispatch task's first lease, the next staged
-job of a submit task that has POSTed)."""
+returns for its caller to submit itself (the dispatch task's first lease; for a submit
+task that has POSTed, a leased job if there is one, else the next staged job)."""
 
 import base64
 import json
 
 import pytest
 
+from pipeline import jobs
 from pipeline.models import EditParams, JobRef, JobSpec, JobState
 from pipeline.runtime import Runtime
 from workers import context
@@ -66,29 +67,47 @@ def queued_submits(rt: Runtime) -> list[JobRef]:
 def test_every_leased_and_staged_job_gets_a_submit_message(rt):
     refs = make_batch(rt, 6)
 
-    kept = fill_slots()
+    taken = fill_slots()
 
-    assert kept == []
+    assert taken is None
     assert queued_submits(rt) == refs[: SLOTS + STAGED]
     assert [rt.ledger.get(ref).state for ref in refs[: SLOTS + STAGED]] == (
         [JobState.DISPATCHED] * SLOTS + [JobState.STAGED] * STAGED
     )
 
 
-def test_kept_jobs_are_returned_instead_of_queued(rt):
+def test_a_leased_job_is_taken_before_a_staged_one(rt):
     refs = make_batch(rt, 6)
 
-    kept = fill_slots(keep=1, keep_staged=1)
+    taken = fill_slots(take_leased=True, take_staged=True)
 
-    # The first leased job and the first staged one are the caller's to submit.
-    assert kept == [(refs[0], 1), (refs[SLOTS], 1)]
-    assert queued_submits(rt) == [refs[1], refs[SLOTS + 1]]
-    assert rt.ledger.get(refs[SLOTS]).state is JobState.STAGED
+    # The first leased job is the caller's to submit; every other job gets a message.
+    assert taken == (refs[0], 1)
+    assert queued_submits(rt) == refs[1 : SLOTS + STAGED]
+    assert rt.ledger.get(refs[0]).state is JobState.DISPATCHED
+
+
+def test_the_next_staged_job_is_taken_when_no_slot_is_free(rt):
+    refs = make_batch(rt, 6)
+    jobs.dispatch(rt)  # every slot leased, no message sent: what follows can only stage
+
+    taken = fill_slots(take_leased=True, take_staged=True)
+
+    assert taken == (refs[SLOTS], 1)
+    assert queued_submits(rt) == [refs[SLOTS + 1]]
     assert rt.ledger.staged() == refs[SLOTS : SLOTS + STAGED]
 
 
-def test_nothing_is_kept_when_nothing_could_be_staged(rt):
+def test_the_dispatch_task_takes_only_a_leased_job(rt):
+    refs = make_batch(rt, 6)
+    jobs.dispatch(rt)
+
+    assert fill_slots(take_leased=True) is None
+    assert queued_submits(rt) == refs[SLOTS : SLOTS + STAGED]
+
+
+def test_nothing_is_taken_when_nothing_could_be_staged(rt):
     refs = make_batch(rt, SLOTS)
 
-    assert fill_slots(keep_staged=1) == []
+    assert fill_slots(take_staged=True) is None
     assert queued_submits(rt) == refs
