@@ -112,7 +112,10 @@ class Provider:
             raise InvalidRequest(issues)  # which holds why these fields are missing
         try:
             images = await self._runtime.read_request(
-                read_fill_images, values["image"], values["mask"]
+                read_fill_images,
+                values["image"],
+                values["mask"],
+                size=len(values["image"]) + len(values["mask"] or ""),
             )
         except InvalidRequest as error:
             raise InvalidRequest([*issues, *error.issues]) from None
@@ -194,7 +197,9 @@ class Provider:
         if "file_data" not in values:
             raise InvalidRequest(issues)  # which holds why file_data is missing
         try:
-            images = await self._runtime.read_request(read_training_images, values["file_data"])
+            images = await self._runtime.read_request(
+                read_training_images, values["file_data"], size=len(values["file_data"])
+            )
         except ImageError as error:
             raise InvalidRequest(
                 [*issues, Issue(("body", "file_data"), str(error), "value_error")]

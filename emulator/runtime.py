@@ -1,10 +1,11 @@
 """The emulator's process resources, opened and closed by the app's lifespan.
 
 Two thread pools keep image work off the event loop: one decodes the images a request
-carries (so a submit is validated and answered without waiting behind queued renders,
-as a provider's API front end does not wait for its GPUs), the other does the tasks'
-work (inpainting, training). One HTTP client sends every webhook; background jobs
-(tasks running towards Ready) are tracked so shutdown can cancel them.
+carries, unless they are small enough to decode on the loop (so a submit is validated
+and answered without waiting behind queued renders, as a provider's API front end does
+not wait for its GPUs), the other does the tasks' work (inpainting, training). One
+HTTP client sends every webhook; background jobs (tasks running towards Ready) are
+tracked so shutdown can cancel them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from emulator.webhooks import WebhookSender
 
 # Threads that decode the images in request bodies: short work, kept apart from renders.
 REQUEST_THREADS = 2
+# Payloads up to this many characters (base64 of ~190 KB: a PNG of up to about half a
+# megapixel) are decoded on the event loop itself: their decoding takes a millisecond or
+# two, less than the hop to a pool thread and back on busy cores. Larger ones would hold
+# up other requests, so they go to the request pool.
+INLINE_READ_MAX_CHARS = 256 * 1024
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -94,8 +100,11 @@ class Runtime:
         """Run a task's work, `function(*args)`, in the task pool."""
         return await _run_in(self._pool, function, *args)
 
-    async def read_request(self, function: Callable[[*Ts], T], *args: *Ts) -> T:
-        """Decode a request's payload, `function(*args)`, in the request pool."""
+    async def read_request(self, function: Callable[[*Ts], T], *args: *Ts, size: int) -> T:
+        """Decode a request's payload of `size` characters, `function(*args)`: on the
+        event loop if it is small (`INLINE_READ_MAX_CHARS`), else in the request pool."""
+        if self._request_pool is not None and size <= INLINE_READ_MAX_CHARS:
+            return function(*args)
         return await _run_in(self._request_pool, function, *args)
 
     def spawn(self, job: Coroutine[Any, Any, None]) -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from emulator.runner import TaskRunner
-from emulator.runtime import NotStarted, Runtime
+from emulator.runtime import INLINE_READ_MAX_CHARS, NotStarted, Runtime
 from emulator.tasks import Caller, TaskStatus
 from tests.emulator.helpers import KEY, Clock, make_config
 
@@ -62,7 +62,7 @@ async def test_the_runtime_must_be_started() -> None:
     with pytest.raises(NotStarted):
         await runtime.run_cpu(explode)
     with pytest.raises(NotStarted):
-        await runtime.read_request(explode)
+        await runtime.read_request(explode, size=0)
 
 
 @pytest.mark.anyio
@@ -73,13 +73,28 @@ async def test_request_bodies_are_read_while_the_task_pool_is_busy() -> None:
     async with Runtime(config) as runtime:
         busy = asyncio.ensure_future(runtime.run_cpu(release.wait, 10.0))
         try:
-            read = await asyncio.wait_for(runtime.read_request(lambda: "parsed"), timeout=5.0)
+            read = await asyncio.wait_for(
+                runtime.read_request(lambda: "parsed", size=INLINE_READ_MAX_CHARS + 1),
+                timeout=5.0,
+            )
             assert not busy.done()
         finally:
             release.set()
         assert await busy is True
 
     assert read == "parsed"
+
+
+@pytest.mark.anyio
+async def test_small_payloads_are_read_on_the_loop_and_large_ones_in_the_pool() -> None:
+    # A thread hop costs more than decoding a small image; a large one must not hold up
+    # the loop.
+    async with Runtime(make_config()) as runtime:
+        small = await runtime.read_request(threading.get_ident, size=INLINE_READ_MAX_CHARS)
+        large = await runtime.read_request(threading.get_ident, size=INLINE_READ_MAX_CHARS + 1)
+
+    assert small == threading.get_ident()
+    assert large != threading.get_ident()
 
 
 @pytest.mark.anyio
