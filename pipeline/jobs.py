@@ -71,16 +71,17 @@ def dispatch(rt: Runtime) -> list[tuple[JobRef, int]]:
     )
 
 
-def stage(rt: Runtime) -> list[tuple[JobRef, int]]:
-    """Once every slot is in use, stage the next jobs (`STAGED_SUBMITS` in all); return
-    them with their attempts, each to be sent to a submit task, which reads its inputs
-    and builds its request, then waits for the next free slot."""
+def stage(rt: Runtime, *, max_new: int | None = None) -> list[tuple[JobRef, int]]:
+    """Once every slot is in use, stage the next jobs (`STAGED_SUBMITS` in all, at most
+    `max_new` of them now); return them with their attempts, each for a submit task,
+    which reads its inputs and builds its request, then waits for the next free slot."""
     if rt.settings.staged_submits == 0:
         return []
     return rt.ledger.stage(
         capacity=rt.settings.provider_slots,
         depth=rt.settings.staged_submits,
         deadline_s=rt.settings.deadlines.dispatch_late_s,
+        max_new=max_new,
     )
 
 

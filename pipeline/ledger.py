@@ -230,19 +230,21 @@ return out
 """
 )
 
-# Stage jobs ahead of free slots: while every slot is in use and fewer than `depth`
-# jobs are staged, take the next queued job in fair order as 'staged' (no lease).
-# KEYS: ready, leases, awaiting, staged; ARGV: capacity, now, deadline_s, depth, prefix.
-# Returns {batch, job id, attempt} of each job it staged.
+# Stage jobs ahead of free slots: while every slot is in use, fewer than `depth` jobs
+# are staged and fewer than `max_new` were staged here, take the next queued job in
+# fair order as 'staged' (no lease).
+# KEYS: ready, leases, awaiting, staged; ARGV: capacity, now, deadline_s, depth, prefix,
+# max_new. Returns {batch, job id, attempt} of each job it staged.
 _STAGE = (
     _TAKE_NEXT
     + """
 local prefix = ARGV[5]
 if redis.call('EXISTS', prefix .. 'paused', prefix .. 'cooldown') > 0 then return {} end
-local capacity, depth = tonumber(ARGV[1]), tonumber(ARGV[4])
+local capacity, depth, max_new = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[6])
 local late_at = tonumber(ARGV[2]) + tonumber(ARGV[3])
 local out = {}
-while redis.call('HLEN', KEYS[2]) >= capacity and redis.call('LLEN', KEYS[4]) < depth do
+while #out < 3 * max_new and redis.call('HLEN', KEYS[2]) >= capacity
+    and redis.call('LLEN', KEYS[4]) < depth do
   local job = take_next(KEYS[1], KEYS[3], prefix, 'staged', ARGV[2], late_at)
   if not job then break end
   redis.call('RPUSH', KEYS[4], job[4])
@@ -266,7 +268,7 @@ _JOIN = _JOIN_READY + "join_ready(KEYS[1], ARGV[1])\nreturn 1\n"
 # callback is recorded exactly when its collect is queued. The slots that came free go
 # at once to staged jobs (unless the account is paused or cooling down), whose submit
 # tasks wait with their request bodies built; and the dispatch message is queued once,
-# so a worker fills the slots left and stages the next jobs.
+# so a worker fills the slots left.
 # KEYS: leases, awaiting, staged, paused, cooldown; ARGV: mark ttl, now, collect queue,
 #   dispatch queue, dispatch message, key prefix, dispatch deadline (s; '' hands no slot
 #   to staged jobs), then per callback: job key, mark key, attempt, final ('1'/'0'),
@@ -658,17 +660,27 @@ class Ledger:
         )
         return _dispatched(out)
 
-    def stage(self, *, capacity: int, depth: int, deadline_s: float) -> list[tuple[JobRef, int]]:
-        """While every slot is in use, pick up to `depth` jobs (in all) ahead of the next
-        free slots, fairly as `dispatch` does: each becomes `staged`, with no slot, and
-        its submit task reads its inputs and waits (`wait_for_slot`). The next slots to
-        come free go to staged jobs first, oldest first. Returns each with its attempt.
+    def stage(
+        self, *, capacity: int, depth: int, deadline_s: float, max_new: int | None = None
+    ) -> list[tuple[JobRef, int]]:
+        """While every slot is in use, pick up to `depth` jobs (in all; at most `max_new`
+        in this call) ahead of the next free slots, fairly as `dispatch` does: each
+        becomes `staged`, with no slot, and its submit task reads its inputs and waits
+        (`wait_for_slot`). The next slots to come free go to staged jobs first, oldest
+        first. Returns each with its attempt.
 
         Staged jobs are filed to be late after `deadline_s`, as dispatched ones are.
         """
         out = self._stage(
             keys=[_READY_KEY, _LEASES_KEY, _AWAITING_KEY, _STAGED_KEY],
-            args=[capacity, repr(self._clock()), repr(deadline_s), depth, KEY_PREFIX],
+            args=[
+                capacity,
+                repr(self._clock()),
+                repr(deadline_s),
+                depth,
+                KEY_PREFIX,
+                depth if max_new is None else max_new,
+            ],
         )
         return _dispatched(out)
 

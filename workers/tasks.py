@@ -3,17 +3,20 @@
 Arguments are JSON ids; every task is idempotent on (job, attempt), so a redelivered
 message changes nothing twice. Every task ends by filling the provider slots that are
 free (`fill_slots`): a slot freed by a collect is leased to the next job at once, in
-the same task, so the dispatcher is driven by events, not by a polling loop. Once
-every slot is in use, the next few jobs are staged: their submit tasks read the inputs,
-build the request and wait on Redis; the receiver's script that frees a slot hands it
-to the oldest staged job and wakes its task, which POSTs at once. A submit task that
-has POSTed takes the next job itself, in the same process, rather than sending it a
-message that would wait for a free worker process (for `CHAIN_STAGED_FOR_S` at most,
-then by message): a job leased a slot that came free with no staged job to take it, else
-the next staged job. The dispatch task (queued by the receiver when a callback frees a
-slot and no job is staged) submits the first job it leases itself, saving the broker
-hop to a submit task. Waiting is short and bounded: longer waits belong to the
-reconcile sweep.
+the same task, so the dispatcher is driven by events, not by a polling loop.
+
+Once every slot is in use, the next few jobs are staged, each by a task that then holds
+it: it reads the inputs, builds the request and waits on Redis; the receiver's script
+that frees a slot hands it to the oldest staged job and wakes its task, which POSTs at
+once. A job is staged only by a task that takes it at once, a submit task that has
+POSTed, never by a message that would wait for a free worker process while the job
+stands first in line for a slot. For the same reason a task that finds a slot leased
+with no staged job to take it (a submit task that has POSTed, the collect that ends, the
+dispatch task the receiver queues when it frees slots) submits that job itself. A
+submit task goes on taking jobs for `CHAIN_STAGED_FOR_S` at most. (A dispatch task that
+staged as well kept one more worker process preparing and waiting just as callbacks
+bunch up: 1 MP callback-to-stored p99 went over 250 ms in three runs of three.)
+Waiting is short and bounded: longer waits belong to the reconcile sweep.
 """
 
 from __future__ import annotations
@@ -55,11 +58,14 @@ def backoff_s(retries: int) -> float:
     return float(min(MAX_COUNTDOWN_S, 2**retries))
 
 
-# Acknowledged as it starts, unlike the other tasks: a staged submit waits for its slot
-# for a while, and kombu's Redis transport can crash the worker when it restores unacked
-# messages as the broker connection drops. Nothing is lost: a job whose submit message
-# dies with its worker is put back in line by the reconcile sweep (`dispatch_late_s`),
-# and one that died mid-POST is treated as an ambiguous submit, as before.
+# Submit and dispatch messages are acknowledged as their tasks start, unlike the others:
+# a submit task (and a dispatch task, which goes on as one) may take job after job and
+# wait for slots for a while, and kombu's Redis transport crashes the worker when a task
+# acknowledges its message after the broker connection dropped (a Redis restart; the
+# chaos suite hit it with a dispatch task 17 s into its chain). Nothing is lost: a job
+# whose task dies with its worker is put back in line by the reconcile sweep
+# (`dispatch_late_s`), one that died mid-POST is treated as an ambiguous submit, and a
+# slot a lost dispatch message would have filled is filled by the next task to end.
 @shared_task(name=TASK_SUBMIT, acks_late=False)
 def submit(batch_id: str, job_id: str, attempt: int) -> None:
     _submit(JobRef(batch_id, job_id), attempt)
@@ -77,10 +83,10 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
     _after(ref, state)
     # A slot that came free with no staged job to take it (the receiver queued a
     # dispatch for it) is submitted here, at once, rather than by a message that would
-    # wait for a free worker process.
+    # wait for a free worker process; then this process is free for the next collect.
     taken = fill_slots(take_leased=True)
     if taken is not None:
-        _submit(*taken)
+        _submit(*taken, chain=False)
 
 
 def _retry_collect(task: Task, ref: JobRef, attempt: int, error: BaseException) -> None:
@@ -100,7 +106,7 @@ def _retry_collect(task: Task, ref: JobRef, attempt: int, error: BaseException) 
     raise error
 
 
-@shared_task(name=TASK_DISPATCH)
+@shared_task(name=TASK_DISPATCH, acks_late=False)
 def dispatch() -> None:
     # At most one job is submitted here: the slots it frees (a refused input, say) are
     # filled by submit messages, so one dispatch never works through a whole batch.
@@ -129,23 +135,22 @@ def reconcile() -> None:
 def fill_slots(
     *, take_leased: bool = False, take_staged: bool = False
 ) -> tuple[JobRef, int] | None:
-    """Lease every free provider slot and stage the next jobs; send a submit message
-    for each, but return one for the caller to submit itself: the first leased job if
-    `take_leased` (it holds its lease), else the first staged one if `take_staged` (it
-    waits for a slot in `jobs.submit_job`).
+    """Lease every free provider slot and send each leased job a submit message, but
+    return one for the caller to submit itself: the first leased job if `take_leased`
+    (it holds its lease), else, if `take_staged`, the next job staged now (it waits for
+    a slot in `jobs.submit_job`). Only a caller that takes a staged job stages one.
 
     While the dispatcher cools down (a 429, an unreachable provider) one delayed
     dispatch is scheduled for when it ends.
     """
     rt = runtime()
-    leased, staged = jobs.dispatch(rt), jobs.stage(rt)
-    taken: tuple[JobRef, int] | None
+    leased = jobs.dispatch(rt)
+    to_send = leased
+    taken: tuple[JobRef, int] | None = None
     if take_leased and leased:
-        taken, to_send = leased[0], leased[1:] + staged
-    elif take_staged and staged:
-        taken, to_send = staged[0], leased + staged[1:]
-    else:
-        taken, to_send = None, leased + staged
+        taken, to_send = leased[0], leased[1:]
+    elif take_staged:
+        taken = next(iter(jobs.stage(rt, max_new=1)), None)
     if to_send:
         outbox = _outbox(current_app)
         messages = [outbox.submit(ref, attempt) for ref, attempt in to_send]
@@ -163,9 +168,10 @@ def _outbox(app: Celery) -> BrokerOutbox:
     return BrokerOutbox(app)
 
 
-def _submit(ref: JobRef, attempt: int) -> None:
-    """Submit the job, then each job this task takes next (see `CHAIN_STAGED_FOR_S`)."""
-    chain_until = time.monotonic() + CHAIN_STAGED_FOR_S
+def _submit(ref: JobRef, attempt: int, *, chain: bool = True) -> None:
+    """Submit the job, then, if `chain`, each job this task takes next (see
+    `CHAIN_STAGED_FOR_S`)."""
+    chain_until = time.monotonic() + (CHAIN_STAGED_FOR_S if chain else 0.0)
     job: tuple[JobRef, int] | None = (ref, attempt)
     while job is not None:
         ref, attempt = job
@@ -175,8 +181,8 @@ def _submit(ref: JobRef, attempt: int) -> None:
         except BaseException:
             fill_slots()
             raise
-        chain = time.monotonic() < chain_until and not worker_state.should_stop
-        job = fill_slots(take_leased=chain, take_staged=chain)
+        go_on = time.monotonic() < chain_until and not worker_state.should_stop
+        job = fill_slots(take_leased=go_on, take_staged=go_on)
 
 
 def _after(ref: JobRef, state: JobState | None) -> None:

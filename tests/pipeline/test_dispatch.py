@@ -242,6 +242,17 @@ def test_jobs_are_staged_only_once_every_slot_is_in_use(rt, make_batch):
     assert len(rt.ledger.leases()) == slots(rt)  # staging takes no slot
 
 
+def test_a_caller_may_stage_fewer_jobs_than_the_depth_allows(rt, make_batch):
+    refs = make_batch("wide", slots(rt) + 5)
+    jobs.dispatch(rt)
+    depth = rt.settings.staged_submits
+
+    staged = [jobs.stage(rt, max_new=1) for _ in range(depth + 1)]
+
+    assert staged == [[(ref, 1)] for ref in refs[slots(rt) : slots(rt) + depth]] + [[]]
+    assert jobs.stage(rt, max_new=0) == []
+
+
 def test_a_freed_slot_goes_to_the_oldest_staged_job_and_wakes_its_submit(rt, make_batch):
     refs, staged = fill_and_stage(rt, make_batch, slots(rt) + 4)
     (first, first_attempt), (second, _) = staged

@@ -149,7 +149,7 @@ def test_a_slot_a_callback_frees_goes_to_the_oldest_staged_job_at_once(
     assert rt.ledger.leases()[waiting[0]] == 1
     assert rt.ledger.wait_for_slot(waiting[0], 1, timeout_s=1) is True
     assert rt.ledger.staged() == [waiting[1]]
-    assert outbox.dispatches() == 1  # a worker stages the next job
+    assert outbox.dispatches() == 1  # a worker leases what is left
 
 
 @pytest.mark.parametrize("why", ["no hand-off asked for", "paused"])

@@ -1,6 +1,7 @@
-"""`fill_slots`: what it leases and stages, which submits it queues, and which jobs it
-returns for its caller to submit itself (the dispatch task's first lease; for a submit
-task that has POSTed, a leased job if there is one, else the next staged job)."""
+"""`fill_slots`: what it leases and stages, which submits it queues, and which job it
+returns for its caller to submit itself (a leased job if it may take one, else, for a
+caller that may take a staged job, the one job it stages: no job is staged for a
+message to pick up)."""
 
 import base64
 import json
@@ -64,46 +65,49 @@ def queued_submits(rt: Runtime) -> list[JobRef]:
     return refs
 
 
-def test_every_leased_and_staged_job_gets_a_submit_message(rt):
+def test_every_leased_job_gets_a_submit_message_and_none_is_staged(rt):
     refs = make_batch(rt, 6)
 
     taken = fill_slots()
 
     assert taken is None
-    assert queued_submits(rt) == refs[: SLOTS + STAGED]
-    assert [rt.ledger.get(ref).state for ref in refs[: SLOTS + STAGED]] == (
-        [JobState.DISPATCHED] * SLOTS + [JobState.STAGED] * STAGED
-    )
+    assert queued_submits(rt) == refs[:SLOTS]
+    assert [rt.ledger.get(ref).state for ref in refs[:SLOTS]] == [JobState.DISPATCHED] * SLOTS
+    assert rt.ledger.staged() == []
 
 
-def test_a_leased_job_is_taken_before_a_staged_one(rt):
+def test_a_leased_job_is_taken_before_any_is_staged(rt):
     refs = make_batch(rt, 6)
 
     taken = fill_slots(take_leased=True, take_staged=True)
 
-    # The first leased job is the caller's to submit; every other job gets a message.
+    # The first leased job is the caller's to submit; the other leased one gets a message.
     assert taken == (refs[0], 1)
-    assert queued_submits(rt) == refs[1 : SLOTS + STAGED]
+    assert queued_submits(rt) == refs[1:SLOTS]
     assert rt.ledger.get(refs[0]).state is JobState.DISPATCHED
+    assert rt.ledger.staged() == []
 
 
-def test_the_next_staged_job_is_taken_when_no_slot_is_free(rt):
+def test_with_every_slot_in_use_the_one_job_staged_is_taken(rt):
     refs = make_batch(rt, 6)
-    jobs.dispatch(rt)  # every slot leased, no message sent: what follows can only stage
+    jobs.dispatch(rt)  # every slot leased, no message sent
 
     taken = fill_slots(take_leased=True, take_staged=True)
 
     assert taken == (refs[SLOTS], 1)
-    assert queued_submits(rt) == [refs[SLOTS + 1]]
-    assert rt.ledger.staged() == refs[SLOTS : SLOTS + STAGED]
+    assert queued_submits(rt) == []
+    assert rt.ledger.staged() == [refs[SLOTS]]
+    assert rt.ledger.get(refs[SLOTS]).state is JobState.STAGED
 
 
-def test_the_dispatch_task_takes_only_a_leased_job(rt):
+def test_staging_stops_at_the_configured_depth(rt):
     refs = make_batch(rt, 6)
     jobs.dispatch(rt)
 
-    assert fill_slots(take_leased=True) is None
-    assert queued_submits(rt) == refs[SLOTS : SLOTS + STAGED]
+    taken = [fill_slots(take_staged=True) for _ in range(STAGED + 1)]
+
+    assert taken == [(ref, 1) for ref in refs[SLOTS : SLOTS + STAGED]] + [None]
+    assert rt.ledger.staged() == refs[SLOTS : SLOTS + STAGED]
 
 
 def test_nothing_is_taken_when_nothing_could_be_staged(rt):
