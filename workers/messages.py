@@ -129,6 +129,12 @@ class BrokerOutbox:
     def submit(self, ref: JobRef, attempt: int) -> str:
         return self._submit((ref.batch_id, ref.job_id, attempt))
 
+    @staticmethod
+    def is_submit(raw: str | bytes) -> bool:
+        """Whether `raw`, a message as queued (dispatch messages share the submit
+        queue), is a submit message."""
+        return bool(json.loads(raw)["headers"]["task"] == TASK_SUBMIT)
+
 
 def _new_id() -> str:
     """A random UUID, as `uuid.uuid4()` makes, without its system call per id (a

@@ -10,13 +10,15 @@ it: it reads the inputs, builds the request and waits on Redis; the receiver's s
 that frees a slot hands it to the oldest staged job and wakes its task, which POSTs at
 once. A job is staged only by a task that takes it at once, a submit task that has
 POSTed, never by a message that would wait for a free worker process while the job
-stands first in line for a slot. For the same reason a task that finds a slot leased
-with no staged job to take it (a submit task that has POSTed, the collect that ends, the
-dispatch task the receiver queues when it frees slots) submits that job itself. A
-submit task goes on taking jobs for `CHAIN_STAGED_FOR_S` at most. (A dispatch task that
-staged as well kept one more worker process preparing and waiting just as callbacks
-bunch up: 1 MP callback-to-stored p99 went over 250 ms in three runs of three.)
-Waiting is short and bounded: longer waits belong to the reconcile sweep.
+stands first in line for a slot; and not while submit messages wait for a process (the
+first wave of a batch), whose jobs hold slots already. For the same reason a task that
+finds a slot leased with no staged job to take it (a submit task that has POSTed, the
+collect that ends, the dispatch task the receiver queues when it frees slots) submits
+that job itself. A submit task goes on taking jobs for `CHAIN_STAGED_FOR_S` at most.
+(A dispatch task that staged as well kept one more worker process preparing and
+waiting just as callbacks bunch up: 1 MP callback-to-stored p99 went over 250 ms in
+three runs of three.) Waiting is short and bounded: longer waits belong to the
+reconcile sweep.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from celery.worker import state as worker_state
 from pipeline import jobs, reports
 from pipeline.errors import RetryableError
 from pipeline.models import JobRef, JobState
+from pipeline.runtime import Runtime
 from workers.app import (
     TASK_COLLECT,
     TASK_DISPATCH,
@@ -138,7 +141,8 @@ def fill_slots(
     """Lease every free provider slot and send each leased job a submit message, but
     return one for the caller to submit itself: the first leased job if `take_leased`
     (it holds its lease), else, if `take_staged`, the next job staged now (it waits for
-    a slot in `jobs.submit_job`). Only a caller that takes a staged job stages one.
+    a slot in `jobs.submit_job`). Only a caller that takes a staged job stages one, and
+    only while no submit message waits for a worker process.
 
     While the dispatcher cools down (a 429, an unreachable provider) one delayed
     dispatch is scheduled for when it ends.
@@ -149,7 +153,7 @@ def fill_slots(
     taken: tuple[JobRef, int] | None = None
     if take_leased and leased:
         taken, to_send = leased[0], leased[1:]
-    elif take_staged:
+    elif take_staged and not _submits_waiting(rt):
         taken = next(iter(jobs.stage(rt, max_new=1)), None)
     if to_send:
         outbox = _outbox(current_app)
@@ -160,6 +164,14 @@ def fill_slots(
         if wait_s > 0 and rt.ledger.claim_wakeup(wait_s):
             request_dispatch(current_app, countdown_s=wait_s)
     return taken
+
+
+def _submits_waiting(rt: Runtime) -> bool:
+    """Whether submit messages wait for a worker process (the first wave of a batch):
+    their jobs hold slots already, so a process had better take one than wait on a
+    staged job."""
+    queue = _outbox(current_app).submit_queue
+    return any(BrokerOutbox.is_submit(raw) for raw in rt.ledger.redis.lrange(queue, 0, -1))
 
 
 @functools.cache

@@ -12,7 +12,8 @@ from pipeline import jobs
 from pipeline.models import EditParams, JobRef, JobSpec, JobState
 from pipeline.runtime import Runtime
 from workers import context
-from workers.app import QUEUE_SUBMIT
+from workers.app import QUEUE_SUBMIT, create_celery_app
+from workers.messages import BrokerOutbox
 from workers.tasks import fill_slots
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -98,6 +99,19 @@ def test_with_every_slot_in_use_the_one_job_staged_is_taken(rt):
     assert queued_submits(rt) == []
     assert rt.ledger.staged() == [refs[SLOTS]]
     assert rt.ledger.get(refs[SLOTS]).state is JobState.STAGED
+
+
+def test_nothing_is_staged_while_submit_messages_wait(rt):
+    refs = make_batch(rt, 6)
+    fill_slots()  # every slot leased, their submit messages queued
+
+    assert fill_slots(take_staged=True) is None
+    assert rt.ledger.staged() == []
+
+    # Worker processes took them; a dispatch message (same queue) does not hold it up.
+    rt.ledger.redis.delete(QUEUE_SUBMIT)
+    rt.ledger.redis.lpush(QUEUE_SUBMIT, BrokerOutbox(create_celery_app(rt.settings)).dispatch())
+    assert fill_slots(take_staged=True) == (refs[SLOTS], 1)
 
 
 def test_staging_stops_at_the_configured_depth(rt):
