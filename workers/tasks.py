@@ -13,12 +13,13 @@ POSTed, never by a message that would wait for a free worker process while the j
 stands first in line for a slot; and not while submit messages wait for a process (the
 first wave of a batch), whose jobs hold slots already. For the same reason a task that
 finds a slot leased with no staged job to take it (a submit task that has POSTed, the
-collect that ends, the dispatch task the receiver queues when it frees slots) submits
-that job itself. A submit task goes on taking jobs for `CHAIN_STAGED_FOR_S` at most.
-(A dispatch task that staged as well kept one more worker process preparing and
-waiting just as callbacks bunch up: 1 MP callback-to-stored p99 went over 250 ms in
-three runs of three.) Waiting is short and bounded: longer waits belong to the
-reconcile sweep.
+dispatch task the receiver queues when it frees slots) submits that job itself. A
+submit task goes on taking jobs for `CHAIN_STAGED_FOR_S` at most. Collects take no job:
+they are what the 1 MP callback-to-stored latency waits for. (A dispatch task that
+staged as well, or a collect that went on to submit a leased job, kept one more worker
+process busy with submits just as callbacks bunch up: 1 MP callback-to-stored p99 went
+over 250 ms in three runs of three either way.) Waiting is short and bounded: longer
+waits belong to the reconcile sweep.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ NOT_READY_MAX_RETRIES = 120
 # job waits up to `jobs.STAGED_WAIT_MAX_S`), so a warm shutdown is not held up for long
 # and the task stays far inside its time limits; after that the next job gets a message.
 CHAIN_STAGED_FOR_S = 20.0
+# No job is staged while this many messages wait in the submit queue: the worker
+# processes are busy enough.
+BACKLOG_MESSAGES = 64
 
 
 def backoff_s(retries: int) -> float:
@@ -76,37 +80,25 @@ def submit(batch_id: str, job_id: str, attempt: int) -> None:
 
 @shared_task(name=TASK_COLLECT, bind=True, max_retries=MAX_RETRIES)
 def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
+    # It fills free slots but submits no job itself (see the module's docstring).
     ref = JobRef(batch_id, job_id)
     try:
         state = jobs.collect_job(runtime(), ref, attempt, slot_freed=fill_slots)
-    except BaseException as error:
-        fill_slots()
-        _retry_collect(self, ref, attempt, error)
-        return
-    _after(ref, state)
-    # A slot that came free with no staged job to take it (the receiver queued a
-    # dispatch for it) is submitted here, at once, rather than by a message that would
-    # wait for a free worker process; then this process is free for the next collect.
-    taken = fill_slots(take_leased=True)
-    if taken is not None:
-        _submit(*taken, chain=False)
-
-
-def _retry_collect(task: Task, ref: JobRef, attempt: int, error: BaseException) -> None:
-    """Retry a collect that failed with `error`, give it up, or raise `error` again."""
-    if isinstance(error, jobs.NotReadyYet):
-        if task.request.retries >= NOT_READY_MAX_RETRIES:
+    except jobs.NotReadyYet:
+        if self.request.retries >= NOT_READY_MAX_RETRIES:
             # The submit task never finished its bookkeeping (it died mid-submit):
             # stop polling here; the job's fate is the reconcile sweep's to decide.
             log.warning("collect %s attempt %d: submit never recorded; giving up", ref, attempt)
             return
-        raise task.retry(countdown=NOT_READY_COUNTDOWN_S, max_retries=None) from None
-    if isinstance(error, RetryableError):
-        if task.request.retries >= MAX_RETRIES:
+        raise self.retry(countdown=NOT_READY_COUNTDOWN_S, max_retries=None) from None
+    except RetryableError:
+        if self.request.retries >= MAX_RETRIES:
             jobs.release_collect(runtime(), ref, attempt)  # the reconcile sweep takes over
             return
-        raise task.retry(countdown=backoff_s(task.request.retries)) from None
-    raise error
+        raise self.retry(countdown=backoff_s(self.request.retries)) from None
+    finally:
+        fill_slots()
+    _after(ref, state)
 
 
 @shared_task(name=TASK_DISPATCH, acks_late=False)
@@ -169,9 +161,11 @@ def fill_slots(
 def _submits_waiting(rt: Runtime) -> bool:
     """Whether submit messages wait for a worker process (the first wave of a batch):
     their jobs hold slots already, so a process had better take one than wait on a
-    staged job."""
+    staged job. A backlog of `BACKLOG_MESSAGES` or more messages counts as waiting
+    without being read through."""
     queue = _outbox(current_app).submit_queue
-    return any(BrokerOutbox.is_submit(raw) for raw in rt.ledger.redis.lrange(queue, 0, -1))
+    queued = rt.ledger.redis.lrange(queue, 0, BACKLOG_MESSAGES - 1)
+    return len(queued) == BACKLOG_MESSAGES or any(map(BrokerOutbox.is_submit, queued))
 
 
 @functools.cache
@@ -180,10 +174,9 @@ def _outbox(app: Celery) -> BrokerOutbox:
     return BrokerOutbox(app)
 
 
-def _submit(ref: JobRef, attempt: int, *, chain: bool = True) -> None:
-    """Submit the job, then, if `chain`, each job this task takes next (see
-    `CHAIN_STAGED_FOR_S`)."""
-    chain_until = time.monotonic() + (CHAIN_STAGED_FOR_S if chain else 0.0)
+def _submit(ref: JobRef, attempt: int) -> None:
+    """Submit the job, then each job this task takes next (see `CHAIN_STAGED_FOR_S`)."""
+    chain_until = time.monotonic() + CHAIN_STAGED_FOR_S
     job: tuple[JobRef, int] | None = (ref, attempt)
     while job is not None:
         ref, attempt = job

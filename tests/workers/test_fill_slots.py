@@ -14,7 +14,7 @@ from pipeline.runtime import Runtime
 from workers import context
 from workers.app import QUEUE_SUBMIT, create_celery_app
 from workers.messages import BrokerOutbox
-from workers.tasks import fill_slots
+from workers.tasks import BACKLOG_MESSAGES, fill_slots
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -112,6 +112,16 @@ def test_nothing_is_staged_while_submit_messages_wait(rt):
     rt.ledger.redis.delete(QUEUE_SUBMIT)
     rt.ledger.redis.lpush(QUEUE_SUBMIT, BrokerOutbox(create_celery_app(rt.settings)).dispatch())
     assert fill_slots(take_staged=True) == (refs[SLOTS], 1)
+
+
+def test_a_backlog_of_messages_stops_staging_without_being_read_through(rt):
+    make_batch(rt, 6)
+    jobs.dispatch(rt)
+    dispatch_message = BrokerOutbox(create_celery_app(rt.settings)).dispatch()
+    rt.ledger.redis.lpush(QUEUE_SUBMIT, *[dispatch_message] * BACKLOG_MESSAGES)
+
+    assert fill_slots(take_staged=True) is None
+    assert rt.ledger.staged() == []
 
 
 def test_staging_stops_at_the_configured_depth(rt):
