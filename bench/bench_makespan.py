@@ -21,8 +21,8 @@ slot-time the provider spent on tasks, and the slot gap, from a task's finish to
 creation of the task that took its slot (once all slots are in use, the k-th creation
 after the first `--slots` waits for the k-th finish), split into finish → callback
 recorded (`callback_at`), callback → the next POST (`submitted_at`; apart for slots
-handed to a staged job, whose request was ready, and slots filled by a dispatch, whose
-submit task starts then: `submitted_via`) and POST → task created.
+handed to a staged job, whose request was ready, and slots leased to a job whose request
+is built then: `submitted_via`) and POST → task created.
 
 It then runs the same greedy schedule on `ODDS_DRAWS` fresh latency draws (seeded, not
 this run's) to print, independent of this run's luck, the mean makespan / ideal and the
@@ -276,7 +276,7 @@ def print_slot_use(
         print(f"  callback recorded -> next POST sent (dispatch, S3 reads, ledger) {_spread(ours)}")
         for way, label in (
             ("staged", "to a staged job, its request ready"),
-            ("dispatch", "by a dispatch, its submit task starting then"),
+            ("dispatch", "to a leased job, its request built then"),
         ):
             if ours_by_way[way]:
                 share = len(ours_by_way[way]) / len(ours)
@@ -376,7 +376,9 @@ def target_odds(
 class JobTimes:
     submitted_at: float | None = None
     callback_at: float | None = None
-    via: str | None = None  # how the submit task got its slot: "staged" or "dispatch"
+    # How the job got its slot: "staged" (its request ready, waiting) or "dispatch"
+    # (leased first, its request built after, by whichever task took it).
+    via: str | None = None
 
 
 def _job_times(ledger: Ledger, batch_id: str) -> dict[str, JobTimes]:

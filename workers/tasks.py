@@ -103,8 +103,8 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
 
 @shared_task(name=TASK_DISPATCH, acks_late=False)
 def dispatch() -> None:
-    # At most one job is submitted here: the slots it frees (a refused input, say) are
-    # filled by submit messages, so one dispatch never works through a whole batch.
+    # It submits the first job it leases, then goes on as a submit task that has POSTed
+    # (for `CHAIN_STAGED_FOR_S` at most); the other jobs it leases get submit messages.
     taken = fill_slots(take_leased=True)
     if taken is not None:
         _submit(*taken)
@@ -163,8 +163,7 @@ def _submits_waiting(rt: Runtime) -> bool:
     their jobs hold slots already, so a process had better take one than wait on a
     staged job. A backlog of `BACKLOG_MESSAGES` or more messages counts as waiting
     without being read through."""
-    queue = _outbox(current_app).submit_queue
-    queued = rt.ledger.redis.lrange(queue, 0, BACKLOG_MESSAGES - 1)
+    queued = rt.ledger.redis.lrange(BrokerOutbox.submit_queue, 0, BACKLOG_MESSAGES - 1)
     return len(queued) == BACKLOG_MESSAGES or any(map(BrokerOutbox.is_submit, queued))
 
 
