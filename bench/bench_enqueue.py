@@ -309,9 +309,9 @@ def flush_redis(environ: dict[str, str]) -> None:
 
 def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
     """What the ledger, the broker and S3 hold after `run_submit`."""
-    from pipeline.models import JobState
     from pipeline.runtime import Runtime
     from pipeline.settings import Settings
+    from pipeline.states import JobState
     from pipeline.storage import S3Uri
 
     queued = queue_length(environ)

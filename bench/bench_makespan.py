@@ -66,7 +66,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-from celery import Celery
 
 from fillpipe.demo import sample_spec, train_finetune
 from fillpipe.samples import Sample, make_samples
@@ -76,8 +75,7 @@ from pipeline.batches import create_batch, new_batch_id
 from pipeline.ledger import Ledger
 from pipeline.models import OUTPUT_FORMATS, OutputFormat
 from pipeline.runtime import Runtime
-from pipeline.settings import DEFAULT_STAGED_SUBMITS, Settings
-from workers.app import create_celery_app, request_dispatch
+from pipeline.settings import Settings
 
 MAKESPAN_IMAGE_PX = 256
 LATENCY_IMAGE_PX = 1000
@@ -108,9 +106,6 @@ def main() -> None:
     parser.add_argument("--sequential-jobs", type=int, default=12)
     parser.add_argument("--latency-jobs", type=int, default=48)
     parser.add_argument("--worker-concurrency", type=int, default=4)
-    parser.add_argument(
-        "--staged-submits", type=int, default=DEFAULT_STAGED_SUBMITS, help="0 turns staging off"
-    )
     parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="jpeg")
     parser.add_argument(
         "--emulator-seed", type=int, help="repeat the emulator's latency draws (default: fresh)"
@@ -120,7 +115,6 @@ def main() -> None:
         **{k: v for k, v in os.environ.items() if not k.startswith(("FILLPIPE_", "AWS_"))},
         "FILLPIPE_PROVIDER_SLOTS": str(args.slots),
         "FILLPIPE_WORKER_CONCURRENCY": str(args.worker_concurrency),
-        "FILLPIPE_STAGED_SUBMITS": str(args.staged_submits),
     }
     emulator_env = {
         "FILLPIPE_EMULATOR_MAX_ACTIVE_TASKS": str(args.slots),
@@ -143,7 +137,7 @@ def measure(stack: EmbeddedStack, args: argparse.Namespace) -> None:
     print(
         f"makespan bench: {args.jobs} jobs, {args.slots} slots, emulator latency "
         f"{args.latency_s:g} s ± 10%, {MAKESPAN_IMAGE_PX} px images, "
-        f"{args.worker_concurrency} worker processes, {args.staged_submits} staged submits, "
+        f"{args.worker_concurrency} worker processes, "
         f"{args.output_format} results, emulator seed {args.emulator_seed}; ideal {ideal_s:.1f} s"
     )
     samples = make_samples(args.jobs, size_px=MAKESPAN_IMAGE_PX)
@@ -213,9 +207,7 @@ def run_fillpipe(
 ) -> Run:
     """One batch through the pipeline; makespan to the last job's `stored` transition."""
     batch_id = _batch(rt, finetune_id, samples, output_format)
-    app = _connected_app(rt)
     started = time.time()
-    request_dispatch(app)
     _wait(rt.ledger, batch_id)
     finished = max(record.updated_at for record in rt.ledger.jobs(batch_id))
     return Run(len(samples), finished - started, batch_id, started)
@@ -225,7 +217,6 @@ def callback_to_stored_ms(
     rt: Runtime, finetune_id: str, samples: Sequence[Sample], output_format: OutputFormat
 ) -> list[float]:
     batch_id = _batch(rt, finetune_id, samples, output_format)
-    request_dispatch(create_celery_app(rt.settings))
     _wait(rt.ledger, batch_id)
     return [
         (float(stored) - float(called)) * 1000
@@ -460,15 +451,6 @@ def _batch(
     ]
     create_batch(rt, batch_id, specs)
     return batch_id
-
-
-def _connected_app(rt: Runtime) -> Celery:
-    """A Celery app whose broker connection is open, so that a timed dispatch request
-    does not pay for this process's first use of Celery (imports, connecting: ~0.1 s)."""
-    app = create_celery_app(rt.settings)
-    with app.producer_or_acquire() as producer:
-        producer.connection.ensure_connection()
-    return app
 
 
 def _wait(ledger: Ledger, batch_id: str) -> None:

@@ -2,7 +2,7 @@
 
 Starts an embedded Valkey, writes `--jobs` jobs to the ledger in `awaiting_result`, and
 runs the receiver as `fillpipe.services.build_receiver_app` composes it (real signer,
-recorder, collect messages queued on that Valkey), plus a trivial POST route on the
+recorder, collects queued in the ledger's outbox on that Valkey), plus a trivial POST route on the
 same app, under ONE uvicorn worker on 127.0.0.1 in a subprocess. A load generator in
 another process (asyncio raw sockets, keep-alive HTTP/1.1, precomputed request bytes,
 `--connections` connections) fires one genuine callback per job plus `--duplicates`
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -52,10 +53,9 @@ def serve(port: int, profile: Path | None) -> None:
 
     from fillpipe.services import build_receiver_app
     from pipeline.settings import Settings
-    from workers.app import create_celery_app
 
     settings = Settings.from_environ(os.environ)
-    app = build_receiver_app(settings, create_celery_app(settings))
+    app = build_receiver_app(settings)
 
     async def plain(request: Request) -> JSONResponse:
         await request.body()
@@ -190,12 +190,14 @@ def run_load(port: int, requests: list[bytes], connections: int) -> tuple[float,
 def prepare_jobs(settings, count: int):  # type: ignore[no-untyped-def]
     """`count` jobs in one batch, each submitted as attempt 1 and awaiting its result."""
     from pipeline.ledger import Ledger
-    from pipeline.models import EditParams, JobRef, JobSpec, JobState
+    from pipeline.models import EditParams, JobRef, JobSpec
+    from pipeline.states import JobState
 
-    ledger = Ledger.from_url(settings.redis_url)
+    # Every job holds a slot, as in flight: the callbacks free them.
+    ledger = Ledger.from_settings(dataclasses.replace(settings, provider_slots=count))
     batch_id = f"bench{secrets.token_hex(4)}"
     refs = [JobRef(batch_id, f"job-{index:06d}") for index in range(count)]
-    ledger.create_batch(
+    ledger.batches.create(
         batch_id,
         (
             JobSpec(
@@ -209,10 +211,10 @@ def prepare_jobs(settings, count: int):  # type: ignore[no-untyped-def]
         ),
     )
     for ref in refs:
-        ledger.transition(
-            ref, from_states=[JobState.QUEUED], to_state=JobState.SUBMITTING, new_attempt=True
+        ledger.jobs.transition(
+            ref, from_states=[JobState.DISPATCHED], to_state=JobState.SUBMITTING, attempt=1
         )
-        ledger.transition(
+        ledger.jobs.transition(
             ref,
             from_states=[JobState.SUBMITTING],
             to_state=JobState.AWAITING_RESULT,
@@ -338,12 +340,12 @@ def main(argv: list[str] | None = None) -> None:
                     report("generator ceiling (bare asyncio)", len(plain), elapsed, statuses)
                 finally:
                     stop(bare)
-            queued = ledger.redis.llen("collect")
-            print(f"check: collect messages queued {queued} (one per job: {args.jobs})")
+            queued = sum(entry.task == "collect" for entry in ledger.outbox.waiting())
+            print(f"check: collects queued in the outbox {queued} (one per job: {args.jobs})")
             met = "met" if verified >= TARGET_PER_S else "NOT met"
             print(f"target: {verified:.0f} verified callbacks/s vs >= {TARGET_PER_S:.0f} ({met})")
             print(f"verified / plain = {verified / baseline:.2f}x" if baseline else "")
-            ledger.redis.close()
+            ledger.close()
         finally:
             valkey.stop()
 

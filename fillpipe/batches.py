@@ -17,25 +17,25 @@ from rich.table import Table
 from fillpipe.progress import wait_for_batch
 from pipeline.errors import InputError
 from pipeline.ledger import AccountState, BatchSummary, Ledger
-from pipeline.models import CREDITS_PER_USD, JobState
+from pipeline.models import CREDITS_PER_USD
 from pipeline.reports import RESULT_FIELDS, result_row
 from pipeline.settings import Settings
-from workers.app import create_celery_app, request_dispatch
+from pipeline.states import JobState
 
 ResultFormat = Literal["jsonl", "csv"]
 
 
 @contextmanager
 def _ledger(environ: Mapping[str, str]) -> Iterator[Ledger]:
-    ledger = Ledger.from_url(Settings.from_environ(environ).redis_url)
+    ledger = Ledger.from_settings(Settings.from_environ(environ))
     try:
         yield ledger
     finally:
-        ledger.redis.close()
+        ledger.close()
 
 
 def _require_summary(ledger: Ledger, batch_id: str) -> BatchSummary:
-    summary = ledger.summary(batch_id)
+    summary = ledger.batches.summary(batch_id)
     if summary is None:
         raise InputError(f"no batch {batch_id!r} in this ledger (check FILLPIPE_REDIS_URL)")
     return summary
@@ -50,7 +50,7 @@ def show_status(
         summary = _require_summary(ledger, batch_id)
         if watch:
             summary = wait_for_batch(ledger, batch_id, Console(stderr=True), slots=slots)
-        account = ledger.account()
+        account = ledger.account.state()
     if as_json:
         click.echo(json.dumps(summary_json(summary, account, slots)))
     else:
@@ -61,7 +61,7 @@ def print_results(batch_id: str, environ: Mapping[str, str], *, fmt: ResultForma
     """One line per job, in manifest order, as JSON Lines or CSV on stdout."""
     with _ledger(environ) as ledger:
         _require_summary(ledger, batch_id)
-        rows = (result_row(record) for record in ledger.jobs(batch_id))
+        rows = (result_row(record) for record in ledger.jobs.of_batch(batch_id))
         if fmt == "csv":
             writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n")
             writer.writeheader()
@@ -73,21 +73,17 @@ def print_results(batch_id: str, environ: Mapping[str, str], *, fmt: ResultForma
 
 def retry_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     """Queue the batch's failed jobs again, each as a new attempt."""
-    settings = Settings.from_environ(environ)
     with _ledger(environ) as ledger:
         _require_summary(ledger, batch_id)
-        refs = ledger.requeue_failed(batch_id)
-    request_dispatch(create_celery_app(settings))
-    click.echo(f"batch {batch_id}: {len(refs)} failed jobs queued again")
+        count = ledger.batches.retry_failed(batch_id)
+    click.echo(f"batch {batch_id}: {count} failed jobs queued again")
 
 
 def resume_account(environ: Mapping[str, str]) -> None:
     """Lift a pause of the provider account (after a 402 or a refused key)."""
-    settings = Settings.from_environ(environ)
     with _ledger(environ) as ledger:
-        reason = ledger.paused_reason()
-        ledger.resume()
-    request_dispatch(create_celery_app(settings))
+        reason = ledger.account.resume()
+        ledger.slots.dispatch()
     if reason is None:
         click.echo("the provider account was not paused; dispatching anyway")
     else:
@@ -98,7 +94,7 @@ def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     """Submit nothing more of the batch; jobs already with the provider still finish."""
     with _ledger(environ) as ledger:
         _require_summary(ledger, batch_id)
-        cancelled = ledger.cancel(batch_id)
+        cancelled = ledger.batches.cancel(batch_id)
     click.echo(f"batch {batch_id}: {cancelled} queued jobs cancelled; in-flight jobs will finish")
 
 

@@ -18,6 +18,8 @@ from pipeline.errors import ConfigError, InputError
 DEFAULT_STATE_DIR = Path(".fillpipe")
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+# Enough for every slot's submit and collect in flight at once on the default 24 slots.
+DEFAULT_WORKER_THREADS = 32
 
 state_dir_option = click.option(
     "--state-dir",
@@ -200,15 +202,16 @@ def cancel(batch: str) -> None:
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 64),
-    default=4,
+    type=click.IntRange(1, 256),
+    default=DEFAULT_WORKER_THREADS,
     show_default=True,
     envvar="FILLPIPE_WORKER_CONCURRENCY",
-    help="Worker processes (env FILLPIPE_WORKER_CONCURRENCY).",
+    help="Task threads of this worker (env FILLPIPE_WORKER_CONCURRENCY).",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(queues: str, concurrency: int, loglevel: str) -> None:
-    """Run a Celery worker that submits jobs and collects their results."""
+    """Run a Celery worker that submits jobs and collects their results (in threads:
+    the tasks mostly wait on S3, the provider and Redis)."""
     from fillpipe.services import run_worker
 
     _exit_on_known_errors(

@@ -29,13 +29,13 @@ from fillpipe.stack import EmbeddedStack
 from pipeline.batches import create_batch, default_output_uri, new_batch_id
 from pipeline.errors import ProviderUnavailable
 from pipeline.images import check_in_full
-from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, JobState, OutputFormat
+from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, OutputFormat
 from pipeline.provider import TaskStatus
 from pipeline.reports import write_results
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from pipeline.states import JobState
 from pipeline.storage import S3Uri
-from workers.app import create_celery_app, request_dispatch
 
 DEMO_TIMEOUT_S = 600.0
 FINETUNE_TIMEOUT_S = 120.0
@@ -80,8 +80,7 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path, console: Console) -> int:
         sample_spec(rt, batch_id, sample, finetune_id, index)
         for index, sample in enumerate(samples, start=1)
     ]
-    create_batch(rt, batch_id, specs)
-    request_dispatch(create_celery_app(rt.settings))
+    create_batch(rt, batch_id, specs, source="demo")
     console.print(f"Batch [bold]{batch_id}[/bold]: {len(specs)} jobs submitted.")
     wait_for_batch(
         rt.ledger,
@@ -90,7 +89,7 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path, console: Console) -> int:
         timeout_s=DEMO_TIMEOUT_S,
         slots=rt.settings.provider_slots,
     )
-    records = list(rt.ledger.jobs(batch_id))
+    records = list(rt.ledger.jobs.of_batch(batch_id))
     results_uri = write_results(rt, batch_id)
     console.print(_summary_table(records))
     console.print(f"Results manifest: {results_uri}")

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from pipeline.errors import FillpipeError
+from pipeline.errors import FillpipeError, WaitTimedOut
 from pipeline.ledger import BatchSummary, Ledger
 from pipeline.models import CREDITS_PER_USD
 
@@ -32,10 +32,6 @@ class ThroughputColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         return Text("" if speed is None else f"{speed * 60:.0f} jobs/min", style="cyan")
-
-
-class BatchTimeout(FillpipeError):
-    """The batch did not finish within the time allowed for waiting."""
 
 
 def wait_for_batch(
@@ -62,7 +58,7 @@ def wait_for_batch(
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("waiting", total=None, cost="")
         while True:
-            summary = ledger.summary(batch_id)
+            summary = ledger.batches.summary(batch_id)
             if summary is None:
                 raise FillpipeError(f"batch {batch_id} is not in the ledger")
             progress.update(
@@ -75,7 +71,7 @@ def wait_for_batch(
             if summary.done:
                 return summary
             if deadline is not None and time.monotonic() > deadline:
-                raise BatchTimeout(
+                raise WaitTimedOut(
                     f"batch {batch_id} not finished after {timeout_s:.0f} s; "
                     f"see `fillpipe status {batch_id}`"
                 )
@@ -87,4 +83,4 @@ def describe_counts(summary: BatchSummary, ledger: Ledger, slots: int | None) ->
     counts = " ".join(f"{state.value}={count}" for state, count in summary.counts.items())
     if slots is None:
         return counts
-    return f"{counts} | {escape(ledger.account().describe(slots))}"
+    return f"{counts} | {escape(ledger.account.state().describe(slots))}"

@@ -34,7 +34,7 @@ from typing import Any
 
 from fillpipe.ports import LOOPBACK, free_port_pair, free_ports
 from fillpipe.processes import ManagedProcess
-from pipeline.errors import FillpipeError
+from pipeline.errors import StackError
 
 START_ATTEMPTS = 3
 POLL_INTERVAL_S = 0.1
@@ -45,22 +45,6 @@ WEED_GRPC_PORT_OFFSET = 10000
 MAX_SOCKET_PATH_CHARS = 100  # sockaddr_un holds 108 bytes on Linux, 104 on macOS
 
 Probe = Callable[[], bool]
-
-
-class StackError(FillpipeError):
-    """A server of the embedded stack could not be started or run."""
-
-    def __init__(self, service: str, problem: str, log_tail: str = "") -> None:
-        super().__init__(service, problem, log_tail)
-        self.service = service
-        self.problem = problem
-        self.log_tail = log_tail
-
-    def __str__(self) -> str:
-        text = f"{self.service}: {self.problem}"
-        if self.log_tail:
-            text += f"\nlast lines of its log:\n{self.log_tail}"
-        return text
 
 
 class _Outcome(Enum):

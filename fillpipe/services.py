@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
-from celery import Celery
 from starlette.applications import Starlette
 
 from pipeline.recorder import CallbackRecorder
@@ -19,7 +18,6 @@ from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
 from webhook_receiver.app import create_app as create_receiver_app
 from workers.app import create_celery_app
-from workers.messages import BrokerOutbox
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
@@ -33,13 +31,15 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def run_worker(environ: Mapping[str, str], *, queues: str, concurrency: int, loglevel: str) -> None:
-    """A Celery worker consuming `queues` (prefork pool, `concurrency` processes)."""
+    """A Celery worker consuming `queues` with `concurrency` threads, and relaying the
+    ledger's outbox."""
     configure_logging(loglevel)
     app = create_celery_app(Settings.from_environ(environ))
     app.worker_main(
         [
             "worker",
             f"--queues={queues}",
+            "--pool=threads",
             f"--concurrency={concurrency}",
             f"--loglevel={loglevel}",
             "--without-gossip",
@@ -55,16 +55,12 @@ def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> No
     app.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
 
 
-def build_receiver_app(settings: Settings, celery_app: Celery) -> Starlette:
-    """The receiver wired to the ledger, queueing collect and dispatch tasks for
-    `celery_app`'s workers in the same script that records a callback."""
+def build_receiver_app(settings: Settings) -> Starlette:
+    """The receiver wired to the ledger: each recorded callback queues its collect and
+    fills the slot it frees, in the same script."""
     return create_receiver_app(
         signer=CallbackSigner(settings.signing_keys, max_age_s=settings.callback_token_max_age_s),
-        recorder=CallbackRecorder.from_url(
-            settings.redis_url,
-            BrokerOutbox(celery_app),
-            handoff_late_s=settings.deadlines.dispatch_late_s,
-        ),
+        recorder=CallbackRecorder.from_settings(settings),
         require_signature=settings.require_signature,
     )
 
@@ -73,7 +69,7 @@ def run_receiver(environ: Mapping[str, str], *, host: str, port: int) -> None:
     """The webhook receiver under uvicorn. No access log: callback URLs carry tokens."""
     configure_logging()
     settings = Settings.from_environ(environ)
-    app = build_receiver_app(settings, create_celery_app(settings))
+    app = build_receiver_app(settings)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
 
 

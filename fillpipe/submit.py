@@ -20,7 +20,6 @@ from pipeline.batches import create_batch, new_batch_id
 from pipeline.errors import InputError
 from pipeline.images import check_in_full
 from pipeline.inputs import InputUploader, local_path, read_local
-from pipeline.jobs import MAX_INPUT_BYTES
 from pipeline.ledger import DEFAULT_PRIORITY, BatchSummary
 from pipeline.manifest import (
     ManifestFormat,
@@ -31,11 +30,12 @@ from pipeline.manifest import (
     resolve_output,
     validate_rows,
 )
-from pipeline.models import CREDITS_PER_USD, JobRef, JobSpec, JobState
+from pipeline.models import CREDITS_PER_USD, JobRef, JobSpec
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from pipeline.states import JobState
 from pipeline.storage import S3_SCHEME, S3Uri
-from workers.app import create_celery_app, request_dispatch
+from pipeline.submit import MAX_INPUT_BYTES
 
 EXIT_FAILURE = 1
 # Without --check-inputs/--no-check-inputs, batches up to this size have every image
@@ -157,14 +157,20 @@ def _create(
     budget_credits: float | None,
     priority: int,
 ) -> str:
-    """Pass 2: upload local inputs, record the batch in line for the dispatcher, and
-    wake the dispatcher (one message, whatever the batch's size)."""
+    """Pass 2: upload local inputs and record the batch in line for the dispatcher
+    (free slots are leased to its first jobs at once)."""
     batch_id = new_batch_id(rt.clock)
     uploader = InputUploader(rt.storage, rt.settings.bucket, _base_dir(manifest))
     with _rows(rt, manifest, fmt) as rows:
         specs = (_spec(rt, batch_id, row, uploader, checked.get(row.job_id)) for row in rows)
-        create_batch(rt, batch_id, specs, budget_credits=budget_credits, priority=priority)
-    request_dispatch(create_celery_app(rt.settings))
+        create_batch(
+            rt,
+            batch_id,
+            specs,
+            budget_credits=budget_credits,
+            priority=priority,
+            source=manifest,
+        )
     return batch_id
 
 

@@ -7,7 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from pipeline.ledger import DEFAULT_PRIORITY
+from pipeline.ledger.batches import DEFAULT_PRIORITY
 from pipeline.models import JobSpec
 from pipeline.runtime import Runtime
 from pipeline.storage import S3Uri
@@ -38,8 +38,10 @@ def create_batch(
     *,
     budget_credits: float | None = None,
     priority: int = DEFAULT_PRIORITY,
+    source: str = "",
 ) -> int:
     """Record every job as queued and store the validated manifest; return the count.
+    Free provider slots are leased to the batch's first jobs as it is recorded.
 
     `specs` is consumed once, as a stream: the manifest is spooled to a temporary file
     (on disk past `MANIFEST_SPOOL_BYTES`), never held whole in memory.
@@ -51,8 +53,8 @@ def create_batch(
                 manifest.write(spec.to_json().encode() + b"\n")
                 yield spec
 
-        count = rt.ledger.create_batch(
-            batch_id, recorded(), budget_credits=budget_credits, priority=priority
+        count = rt.ledger.batches.create(
+            batch_id, recorded(), budget_credits=budget_credits, priority=priority, source=source
         )
         manifest.seek(0)
         rt.storage.upload(

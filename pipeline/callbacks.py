@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from pipeline.errors import FillpipeError
+from pipeline.errors import MalformedCallback
 from pipeline.provider import TaskStatus
 
 MAX_TASK_ID_CHARS = 200
@@ -51,10 +51,6 @@ _STATUS_WORDS: dict[str, TaskStatus] = {
     "content moderated": TaskStatus.CONTENT_MODERATED,
     "task not found": TaskStatus.NOT_FOUND,
 }
-
-
-class MalformedCallback(FillpipeError):
-    """A verified callback whose body is not one of the provider's shapes."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from pipeline.errors import ProviderUnavailable, ResultUnavailable, UnsafeResult
+from pipeline.errors import ExpiredResultUrl, ProviderUnavailable, UnsafeResult
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
@@ -38,10 +38,6 @@ READ_TIMEOUT_S = 30.0
 TOTAL_TIMEOUT_S = 120.0
 # The signed delivery URL has expired or was refused: re-read it from polling_url.
 EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
-
-
-class ExpiredResultUrl(ResultUnavailable):
-    """The delivery URL no longer serves the result; re-read it from the polling URL."""
 
 
 # getaddrinfo's signature, as far as fetching uses it: (host, port, family, type) -> infos.

@@ -6,7 +6,9 @@
     ├── RetryableError              try the same thing again later
     │   ├── ProviderUnavailable     connect error, 5xx on a GET: safe to repeat
     │   ├── RateLimited             429: wait `retry_after_s`, then repeat
-    │   └── StorageUnavailable      S3 failed in a way worth repeating
+    │   ├── StorageUnavailable      S3 failed in a way worth repeating
+    │   └── NotReadyYet             a callback beat its submit's bookkeeping: collect
+    │                               again shortly
     ├── AmbiguousSubmit             5xx or read timeout on the paid POST: the task may
     │                               exist and be billed; never re-POST blindly
     ├── PermanentError              repeating cannot help: fail the job
@@ -15,9 +17,19 @@
     │   │   ├── OutOfCredits        402: top up, then `fillpipe resume`
     │   │   └── KeyRejected         401/403: fix the API key, then `fillpipe resume`
     │   ├── ResultUnavailable       the task ended without a usable result
+    │   │   ├── ExpiredResultUrl    the signed download URL expired: re-read it from the
+    │   │   │                       polling URL
+    │   │   └── ResultLost          the provider no longer has the result: resubmit or
+    │   │                           fail, by setting
     │   └── UnsafeResult            a result URL or body that must not be fetched or stored
-    └── VerificationError           a callback failed a check (token, secret, signature);
-                                    answered with 401/404 and nothing else
+    ├── VerificationError           a callback failed a check (token, secret, signature);
+    │                               answered with 401 and nothing else
+    ├── MalformedCallback           a verified callback whose body is not the provider's
+    │                               shape: answered with 400
+    ├── WaitTimedOut                a command waited longer than it was allowed to
+    ├── StackError                  a server of the embedded stack could not start or run
+    └── IllegalMove                 a programming error: a job state change the table in
+                                    `pipeline.states` does not allow
 
 Every exception pickles (Celery sends them between processes), and none of them
 carries a secret in its message.
@@ -62,6 +74,10 @@ class StorageUnavailable(RetryableError):
     """The object store failed in a way that may pass (5xx, throttling, a dropped link)."""
 
 
+class NotReadyYet(RetryableError):
+    """The callback beat the submit task's bookkeeping; collect again shortly."""
+
+
 class AmbiguousSubmit(FillpipeError):
     """The paid POST failed in a way that leaves open whether the task was created."""
 
@@ -98,9 +114,45 @@ class ResultUnavailable(PermanentError):
     """The provider task ended without a result that can be stored."""
 
 
+class ExpiredResultUrl(ResultUnavailable):
+    """The delivery URL no longer serves the result; re-read it from the polling URL."""
+
+
+class ResultLost(ResultUnavailable):
+    """The provider no longer has a finished task's result (unknown task, expired URL)."""
+
+
 class UnsafeResult(PermanentError):
     """A result URL or payload that fillpipe refuses to fetch or store."""
 
 
 class VerificationError(FillpipeError):
     """A callback failed verification. The message is for logs, never for the caller."""
+
+
+class MalformedCallback(FillpipeError):
+    """A verified callback whose body is not one of the provider's shapes."""
+
+
+class WaitTimedOut(FillpipeError):
+    """Waiting for something (a batch, a finetune) took longer than allowed."""
+
+
+class StackError(FillpipeError):
+    """A server of the embedded stack could not be started or run."""
+
+    def __init__(self, service: str, problem: str, log_tail: str = "") -> None:
+        super().__init__(service, problem, log_tail)
+        self.service = service
+        self.problem = problem
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        text = f"{self.service}: {self.problem}"
+        if self.log_tail:
+            text += f"\nlast lines of its log:\n{self.log_tail}"
+        return text
+
+
+class IllegalMove(FillpipeError):
+    """A programming error: code asked for a job state change the table forbids."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any, Literal
+
+from pipeline.states import JobState
 
 # The provider bills in credits: 1 credit = $0.01.
 CREDITS_PER_USD = 100
@@ -13,49 +14,6 @@ OutputFormat = Literal["jpeg", "png"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("jpeg", "png")
 EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "png": "png"}
 CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
-
-
-class JobState(StrEnum):
-    """Where a job is. Terminal states never change again."""
-
-    QUEUED = "queued"
-    # Picked ahead of a free slot: its submit task reads the inputs, then waits for one.
-    STAGED = "staged"
-    DISPATCHED = "dispatched"
-    SUBMITTING = "submitting"
-    AWAITING_RESULT = "awaiting_result"
-    COLLECTING = "collecting"
-    STORED = "stored"
-    FAILED = "failed"
-    INVALID_INPUT = "invalid_input"
-    CANCELLED = "cancelled"
-    SKIPPED_BUDGET = "skipped_budget"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-    @property
-    def holds_slot(self) -> bool:
-        """True for states in which the job may hold one of the account's provider slots."""
-        return self in SLOT_STATES
-
-
-TERMINAL_STATES = frozenset(
-    {
-        JobState.STORED,
-        JobState.FAILED,
-        JobState.INVALID_INPUT,
-        JobState.CANCELLED,
-        JobState.SKIPPED_BUDGET,
-    }
-)
-
-# A job holds a slot from dispatch until the provider says its task has ended; collect
-# gives the slot back as soon as it reads that, before it downloads the result.
-SLOT_STATES = frozenset(
-    {JobState.DISPATCHED, JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING}
-)
 
 
 @dataclass(frozen=True)

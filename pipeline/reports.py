@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from pipeline.batches import batch_prefix
-from pipeline.models import JobRecord, JobState
+from pipeline.models import JobRecord
 from pipeline.runtime import Runtime
+from pipeline.states import JobState
 from pipeline.storage import S3Uri
 
 RESULT_FIELDS = (
@@ -41,7 +42,7 @@ def write_results(rt: Runtime, batch_id: str) -> S3Uri:
     """Rewrite the batch's results manifest from the ledger; return where it is."""
     lines = (
         json.dumps(result_row(record), ensure_ascii=False) + "\n"
-        for record in rt.ledger.jobs(batch_id)
+        for record in rt.ledger.jobs.of_batch(batch_id)
     )
     uri = S3Uri.parse(batch_prefix(rt, batch_id) + "results.jsonl")
     rt.storage.write(uri, "".join(lines).encode(), content_type="application/x-ndjson")
@@ -52,16 +53,16 @@ def job_ended(rt: Runtime, batch_id: str) -> S3Uri | None:
     """After a job's end: write the results manifest now if the batch is complete, else
     leave it for the next `refresh_stale_results` (so a large batch is not rewritten
     once per job)."""
-    summary = rt.ledger.summary(batch_id)
+    summary = rt.ledger.batches.summary(batch_id)
     if summary is not None and summary.done:
         return write_results(rt, batch_id)
-    rt.ledger.mark_results_stale(batch_id)
+    rt.ledger.batches.mark_results_stale(batch_id)
     return None
 
 
 def refresh_stale_results(rt: Runtime) -> list[str]:
     """Rewrite the results manifest of every batch whose jobs ended since the last time."""
-    batches = rt.ledger.pop_stale_results()
+    batches = rt.ledger.batches.pop_stale_results()
     for batch_id in batches:
         write_results(rt, batch_id)
     return batches

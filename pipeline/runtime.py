@@ -45,7 +45,7 @@ class Runtime:
     ) -> Runtime:
         return cls(
             settings=settings,
-            ledger=Ledger.from_url(settings.redis_url, clock=clock),
+            ledger=Ledger.from_settings(settings, clock=clock),
             storage=Storage.from_settings(settings),
             provider=ProviderClient.from_settings(settings, transport=provider_transport),
             fetcher=ResultFetcher(
@@ -74,4 +74,4 @@ class Runtime:
     def close(self) -> None:
         self.provider.close()
         self.fetcher.close()
-        self.ledger.redis.close()
+        self.ledger.close()

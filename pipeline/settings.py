@@ -20,9 +20,6 @@ PREFIX = "FILLPIPE_"
 DEFAULT_BUCKET = "fillpipe"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PROVIDER_SLOTS = 24
-# Jobs whose submit tasks read their inputs ahead of a free slot and wait for one; each
-# holds a worker process while it waits.
-DEFAULT_STAGED_SUBMITS = 2
 DEFAULT_RESULT_HOSTS = ("*.bfl.ai",)
 DEFAULT_CALLBACK_TOKEN_MAX_AGE_S = 2 * 24 * 3600
 DEFAULT_RESULT_MAX_BYTES = 64 * 1024 * 1024
@@ -119,7 +116,6 @@ class Settings:
     bucket: str = DEFAULT_BUCKET
     provider_flavor: ProviderFlavor = "bfl"
     provider_slots: int = DEFAULT_PROVIDER_SLOTS
-    staged_submits: int = DEFAULT_STAGED_SUBMITS
     result_hosts: tuple[str, ...] = DEFAULT_RESULT_HOSTS
     callback_token_max_age_s: int = DEFAULT_CALLBACK_TOKEN_MAX_AGE_S
     result_max_bytes: int = DEFAULT_RESULT_MAX_BYTES
@@ -147,7 +143,6 @@ class Settings:
             bucket=env.optional("BUCKET") or DEFAULT_BUCKET,
             provider_flavor=env.flavor(),
             provider_slots=env.integer("PROVIDER_SLOTS", DEFAULT_PROVIDER_SLOTS, minimum=1),
-            staged_submits=env.integer("STAGED_SUBMITS", DEFAULT_STAGED_SUBMITS, minimum=0),
             result_hosts=env.csv("RESULT_HOSTS") or DEFAULT_RESULT_HOSTS,
             callback_token_max_age_s=env.integer(
                 "CALLBACK_TOKEN_MAX_AGE_S", DEFAULT_CALLBACK_TOKEN_MAX_AGE_S, minimum=60

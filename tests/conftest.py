@@ -7,16 +7,17 @@ temporary state dir, with the same classes `fillpipe up` uses, and stops them at
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from fillpipe.servers import S3Credentials, SeaweedS3Server, ValkeyServer
 from fillpipe.stack import EmbeddedStack
+from pipeline.ledger import Ledger, redis_client
 from pipeline.runtime import Runtime
-from pipeline.settings import Settings
+from pipeline.settings import DEFAULT_PROVIDER_SLOTS, Deadlines, Settings
 from tests.stacks import train_finetune
-from tests.webhook_receiver.outbox import ListOutbox
 
 STACK_EMULATOR_ENV = {
     "FILLPIPE_EMULATOR_LATENCY_BASE_S": "0.2",
@@ -110,8 +111,13 @@ def print_log_tails(embedded: EmbeddedStack) -> None:
 
 
 @pytest.fixture
-def outbox(valkey_url: str) -> Iterator[ListOutbox]:
-    """Where a callback recorder under test queues its messages, to be read back."""
-    box = ListOutbox(valkey_url)
-    yield box
-    box.close()
+def ledger(valkey_url: str) -> Iterator[Ledger]:
+    """A ledger of this test's own on the session's Valkey: its keys under a fresh prefix."""
+    own = Ledger(
+        redis_client(valkey_url),
+        slots=DEFAULT_PROVIDER_SLOTS,
+        dispatch_late_s=Deadlines().dispatch_late_s,
+        prefix=f"test-{uuid.uuid4().hex[:12]}:",
+    )
+    yield own
+    own.close()

@@ -38,7 +38,7 @@ def upload_batch(
 
 def wait_until_done(ledger: Ledger, batch_id: str, *, timeout_s: float) -> BatchSummary:
     deadline = time.monotonic() + timeout_s
-    while not (summary := ledger.summary(batch_id)).done:
+    while not (summary := ledger.batches.summary(batch_id)).done:
         assert time.monotonic() < deadline, f"batch not done after {timeout_s:.0f} s: {summary}"
         time.sleep(0.2)
     return summary

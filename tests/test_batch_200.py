@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fillpipe.samples import make_samples
-from pipeline.models import JobState
+from pipeline.states import JobState
 from pipeline.storage import S3Uri
 from tests.commands import run_fillpipe
 
@@ -40,7 +40,7 @@ def test_two_hundred_jobs_all_stored_tagged_and_reported(
 
     assert result.returncode == 0, result.stderr[-2000:]
     batch_id = result.stdout.strip().splitlines()[-1]
-    assert stack_rt.ledger.summary(batch_id).counts == {JobState.STORED: JOBS}
+    assert stack_rt.ledger.batches.summary(batch_id).counts == {JobState.STORED: JOBS}
     bucket = stack_rt.settings.bucket
     listed = stack_rt.storage.client.list_objects_v2(
         Bucket=bucket, Prefix=f"outputs/{batch_id}/", MaxKeys=1000

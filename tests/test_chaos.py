@@ -20,13 +20,12 @@ from fillpipe.samples import make_samples
 from fillpipe.stack import EmbeddedStack
 from pipeline.batches import batch_prefix
 from pipeline.ledger import BatchSummary, Ledger
-from pipeline.models import JobState
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from pipeline.states import JobState
 from pipeline.storage import S3Uri
 from tests.conftest import hermetic_environ, print_log_tails
 from tests.stacks import emulator_admin, train_finetune, upload_batch
-from workers.app import create_celery_app, request_dispatch
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -76,8 +75,8 @@ def chaos_stack(request, tmp_path_factory):
 
 def wait_for(ledger, batch_id, *, finished: int) -> None:
     deadline = time.monotonic() + DONE_TIMEOUT_S
-    while ledger.summary(batch_id).finished < finished:
-        assert time.monotonic() < deadline, ledger.summary(batch_id)
+    while ledger.batches.summary(batch_id).finished < finished:
+        assert time.monotonic() < deadline, ledger.batches.summary(batch_id)
         time.sleep(0.1)
 
 
@@ -91,7 +90,7 @@ def wait_supervised(
     jobs. Returns the summary and how many times the worker was started again."""
     deadline = time.monotonic() + DONE_TIMEOUT_S
     restarts = 0
-    while not (summary := ledger.summary(batch_id)).done:
+    while not (summary := ledger.batches.summary(batch_id)).done:
         assert time.monotonic() < deadline, f"batch not done: {summary}"
         if "worker" in stack.exited():
             assert restarts < MAX_WORKER_RESTARTS, stack.log_tail("worker")
@@ -108,7 +107,6 @@ def test_every_job_is_stored_exactly_once_through_faults_and_crashes(chaos_stack
     finetune_id = train_finetune(rt)
     admin.put("/admin/faults", json=FAULTS).raise_for_status()
     batch_id, specs = upload_batch(rt, finetune_id, make_samples(JOBS, size_px=64), tags=TAGS)
-    request_dispatch(create_celery_app(rt.settings))
 
     wait_for(rt.ledger, batch_id, finished=JOBS // 4)
     stack.kill("worker")  # SIGKILL, mid-run, with tasks in hand
@@ -119,7 +117,7 @@ def test_every_job_is_stored_exactly_once_through_faults_and_crashes(chaos_stack
 
     # One terminal state per job, and the counters agree with the records.
     assert summary.counts == {JobState.STORED: JOBS}
-    records = {record.ref: record for record in rt.ledger.jobs(batch_id)}
+    records = {record.ref: record for record in rt.ledger.jobs.of_batch(batch_id)}
     assert {record.state for record in records.values()} == {JobState.STORED}
     assert len(records) == JOBS
     # Exactly one object per job, each tagged in the same PUT, nothing else written.
@@ -143,7 +141,7 @@ def test_every_job_is_stored_exactly_once_through_faults_and_crashes(chaos_stack
     # The slots: never more active tasks than allowed, none left leased.
     (account,) = admin.get("/admin/stats").json()["accounts"].values()
     assert account["active_tasks_high_water"] <= SLOTS
-    assert rt.ledger.leases() == {}
+    assert rt.ledger.slots.leases() == {}
     # Paid once per job, unless a first attempt left no trace and a second was made.
     ready_per_seed = collections.Counter(
         task["seed"]

@@ -12,11 +12,11 @@ from PIL import Image
 
 from fillpipe.samples import make_samples
 from pipeline.batches import batch_prefix
-from pipeline.models import JobRef, JobState
+from pipeline.models import JobRef
+from pipeline.states import JobState
 from pipeline.storage import S3Uri
 from tests.commands import run_fillpipe
 from tests.stacks import upload_batch, wait_until_done
-from workers.app import create_celery_app, request_dispatch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -33,7 +33,6 @@ def finished_batch(stack_rt, finetune_id):
     """A batch submitted through the broker and waited for until every job ended."""
     samples = make_samples(JOBS, size_px=256)
     batch_id, specs = upload_batch(stack_rt, finetune_id, samples, tags={"suite": "e2e"})
-    request_dispatch(create_celery_app(stack_rt.settings))
     return (
         batch_id,
         samples,
@@ -75,7 +74,7 @@ def test_live_receiver_refuses_a_wrong_secret(stack, stack_rt):
         headers={"x-webhook-secret": "wrong"},
     )
     assert response.status_code == 401
-    assert stack_rt.ledger.get(ref) is None
+    assert stack_rt.ledger.jobs.get(ref) is None
 
 
 def test_status_from_another_shell_counts_the_batch(stack, clean_environ, finished_batch):

@@ -7,7 +7,7 @@ import pytest
 
 from fillpipe.samples import make_samples
 from pipeline.images import inputs_digest
-from pipeline.models import JobState
+from pipeline.states import JobState
 from pipeline.storage import S3Uri
 from tests.commands import run_fillpipe
 
@@ -55,10 +55,10 @@ def test_jsonl_manifest_with_local_files_runs_to_stored(
 
     assert result.returncode == 0, result.stderr
     batch_id = result.stdout.strip().splitlines()[-1]
-    summary = stack_rt.ledger.summary(batch_id)
+    summary = stack_rt.ledger.batches.summary(batch_id)
     assert summary.counts == {JobState.STORED: 2}
     by_id = {row["id"]: sample for row, sample in zip(rows, samples, strict=True)}
-    for record in stack_rt.ledger.jobs(batch_id):
+    for record in stack_rt.ledger.jobs.of_batch(batch_id):
         assert record.spec.image_uri.startswith(f"s3://{stack_rt.settings.bucket}/inputs/sha256/")
         # Checked up front (a small batch), so its submit did not decode them again.
         sample = by_id[record.ref.job_id]
@@ -212,10 +212,10 @@ def test_budget_skips_what_would_exceed_it(
     )
     assert result.returncode == 1
     batch_id = result.stdout.strip().splitlines()[-1]
-    summary = stack_rt.ledger.summary(batch_id)
+    summary = stack_rt.ledger.batches.summary(batch_id)
     assert summary.counts == {JobState.SKIPPED_BUDGET: 2}
     assert summary.cost_credits == 0
-    assert all("budget" in record.error for record in stack_rt.ledger.jobs(batch_id))
+    assert all("budget" in record.error for record in stack_rt.ledger.jobs.of_batch(batch_id))
 
 
 def test_manifest_in_s3_with_inputs_in_s3(stack, stack_rt, clean_environ, finetune_id, photos):
@@ -251,11 +251,11 @@ def test_manifest_in_s3_with_inputs_in_s3(stack, stack_rt, clean_environ, finetu
 
     assert result.returncode == 0, result.stderr
     batch_id = result.stdout.strip().splitlines()[-1]
-    records = list(stack_rt.ledger.jobs(batch_id))
+    records = list(stack_rt.ledger.jobs.of_batch(batch_id))
     outputs = [record.spec.output_uri for record in records]
     assert outputs == [f"s3://{bucket}/outputs/{batch_id}/{s.name}+v2.jpg" for s in samples]
     assert [record.spec.checked_inputs for record in records] == [None, None]
-    assert stack_rt.ledger.summary(batch_id).counts == {JobState.STORED: 2}
+    assert stack_rt.ledger.batches.summary(batch_id).counts == {JobState.STORED: 2}
 
 
 def test_a_paused_account_holds_the_batch_until_resumed(
@@ -264,7 +264,7 @@ def test_a_paused_account_holds_the_batch_until_resumed(
     folder, samples = photos
     manifest = write_jsonl(tmp_path / "paused.jsonl", photo_rows(folder, samples, finetune_id))
     env = {**clean_environ, **stack.env}
-    stack_rt.ledger.pause("provider account has no credits left (402)")  # as a 402 does
+    stack_rt.ledger.account.pause("provider account has no credits left (402)")  # as a 402 does
     try:
         submitted = run_fillpipe("submit", str(manifest), env=env)
         assert submitted.returncode == 0, submitted.stderr

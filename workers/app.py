@@ -1,8 +1,13 @@
-"""The Celery app: JSON only, late acks (but for submits, see `workers.tasks.submit`),
-one message at a time per worker process.
+"""The Celery app: JSON only, late acknowledgement, a thread pool, and the outbox relay.
 
-Task names and queues are stable strings defined here; other processes (the receiver,
-the CLI) send tasks by name through the broker and never import the task code.
+Task names and queues are stable strings defined here; other processes send tasks by
+name through the broker and never import the task code.
+
+Workers run Celery's thread pool: a submit or a collect spends nearly all of its time
+waiting on S3, the provider or Redis, so one process with enough threads keeps every
+task moving without a process per waiting task. Thread pools enforce no time limits;
+every wait in a task has its own timeout instead (HTTP, S3 and Redis clients), far
+below the broker's visibility timeout.
 """
 
 from __future__ import annotations
@@ -20,14 +25,19 @@ QUEUE_COLLECT = "collect"
 QUEUE_MAINTENANCE = "maintenance"
 # A message not acknowledged within this long is delivered again (Redis transport).
 VISIBILITY_TIMEOUT_S = 3600
-# Hard limit per task, far below the visibility timeout so no task is redelivered
-# while it still runs.
-TASK_TIME_LIMIT_S = 300
-TASK_SOFT_TIME_LIMIT_S = 240
+# Ride out a broker restart (up to ~30 s) when sending, as the ledger does.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 40,
+    "interval_start": 0.05,
+    "interval_step": 0.25,
+    "interval_max": 1.0,
+}
 
 
 def create_celery_app(settings: Settings) -> Celery:
     """The configured Celery app for `settings` (broker = the ledger's Redis)."""
+    from workers.relay import RelayStep
+
     app = Celery("fillpipe", broker=settings.redis_url, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json",
@@ -37,22 +47,12 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_time_limit=TASK_TIME_LIMIT_S,
-        task_soft_time_limit=TASK_SOFT_TIME_LIMIT_S,
+        worker_pool="threads",
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
-        # Ride out a broker restart (up to ~30 s) when sending, as the ledger does.
-        task_publish_retry_policy={
-            "max_retries": 40,
-            "interval_start": 0.05,
-            "interval_step": 0.25,
-            "interval_max": 1.0,
-        },
+        task_publish_retry_policy=PUBLISH_RETRY_POLICY,
         worker_hijack_root_logger=False,
-        # No task events unless asked: Flower asks every 5 s (`enable_events`), so it still
-        # sees every task, and without it the three events a task sends cost the workers
-        # ~4 ms of CPU per job (bench_makespan: 25.5 -> 21.0 ms). Publishers send no
-        # "task-sent" event, which would double the cost of every enqueue.
+        # Task events only when asked (Flower asks every 5 s), none on publishing.
         worker_send_task_events=False,
         task_send_sent_event=False,
         task_default_queue=QUEUE_SUBMIT,
@@ -70,9 +70,5 @@ def create_celery_app(settings: Settings) -> Celery:
             },
         },
     )
+    app.steps["worker"].add(RelayStep)
     return app
-
-
-def request_dispatch(app: Celery, *, countdown_s: float | None = None) -> None:
-    """Ask a worker to fill the free provider slots (now, or after `countdown_s`)."""
-    app.send_task(TASK_DISPATCH, countdown=countdown_s)

@@ -59,6 +59,20 @@ def rt(settings, fake, clock):
     runtime.close()
 
 
+def take_outbox(rt: Runtime, task: str) -> list[tuple[JobRef, int]]:
+    """The jobs and attempts of the outbox's `task` entries, oldest first, taken out of
+    the outbox (no relay runs in these tests: the test plays the worker)."""
+    entries = [entry for entry in rt.ledger.outbox.waiting() if entry.task == task]
+    if entries:
+        rt.ledger.redis.xdel(rt.ledger.keys.outbox, *(entry.entry_id for entry in entries))
+    return [(entry.ref, entry.attempt) for entry in entries]
+
+
+def take_submits(rt: Runtime) -> list[tuple[JobRef, int]]:
+    """The jobs the dispatcher leased a slot to since the last call, with their attempts."""
+    return take_outbox(rt, "submit")
+
+
 @pytest.fixture
 def new_job(rt):
     """Make a one-job batch with inputs in S3; returns its JobRef."""

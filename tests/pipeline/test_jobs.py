@@ -5,12 +5,18 @@ import json
 
 import pytest
 
-from pipeline import jobs, reports
+from pipeline import reports
 from pipeline.callbacks import CallbackReport
-from pipeline.models import JobRef, JobState
+from pipeline.collect import collect_job
+from pipeline.errors import NotReadyYet
+from pipeline.ledger import Callback
+from pipeline.models import JobRef
 from pipeline.provider import TaskStatus
+from pipeline.reconcile import sweep
 from pipeline.signing import CallbackClaim
+from pipeline.states import JobState
 from pipeline.storage import S3Uri
+from pipeline.submit import submit_job
 from tests.pipeline.fakes import decoded, png, truncated_png
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -18,11 +24,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 def submit(rt, ref):
     """Run the job's submit task as a worker would: dispatch it first if it is queued."""
-    if rt.ledger.get(ref).state is JobState.QUEUED:
-        jobs.dispatch(rt)
-    record = rt.ledger.get(ref)
+    if rt.ledger.jobs.get(ref).state is JobState.QUEUED:
+        rt.ledger.slots.dispatch()
+    record = rt.ledger.jobs.get(ref)
     assert record.state is JobState.DISPATCHED, record
-    return jobs.submit_job(rt, ref, record.attempt)
+    return submit_job(rt, ref, record.attempt)
 
 
 def submitted(rt, new_job, fake):
@@ -33,10 +39,8 @@ def submitted(rt, new_job, fake):
 
 def test_submit_posts_inputs_with_a_verifiable_callback(rt, new_job, fake, clock):
     ref = submitted(rt, new_job, fake)
-    record = rt.ledger.get(ref)
+    record = rt.ledger.jobs.get(ref)
     assert (record.attempt, record.provider_task_id, record.cost_credits) == (1, "task-1", 4.5)
-    posted_at = rt.ledger.redis.hget(f"fp:job:{ref.batch_id}:{ref.job_id}", "submitted_at")
-    assert float(posted_at) == clock.now  # kept for the makespan bench's split
     body = fake.submits[0]
     assert decoded(body, "image") == png() and decoded(body, "mask") == png(mode="L")
     assert body["finetune_id"] == "ft-1" and body["output_format"] == "png"
@@ -48,12 +52,12 @@ def test_submit_posts_inputs_with_a_verifiable_callback(rt, new_job, fake, clock
         b"{}",
     )
     assert claim == CallbackClaim(ref, 1)
-    assert rt.ledger.summary(ref.batch_id).cost_credits == 4.5
+    assert rt.ledger.batches.summary(ref.batch_id).cost_credits == 4.5
 
 
 def test_submit_is_idempotent(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
-    assert jobs.submit_job(rt, ref, 1) is None  # a redelivered submit message
+    assert submit_job(rt, ref, 1) is None  # a redelivered submit message
     assert len(fake.submits) == 1
 
 
@@ -68,7 +72,7 @@ def test_submit_is_idempotent(rt, new_job, fake):
 def test_bad_inputs_end_invalid_without_spending(rt, new_job, fake, image, mask, message):
     ref = new_job(image=image, mask=mask)
     assert submit(rt, ref) is JobState.INVALID_INPUT
-    assert message in rt.ledger.get(ref).error
+    assert message in rt.ledger.jobs.get(ref).error
     assert fake.submits == []
 
 
@@ -83,20 +87,20 @@ def test_inputs_checked_by_submit_are_not_decoded_again(rt, new_job, fake):
 
 def test_inputs_changed_since_the_submit_check_are_decoded_in_full(rt, new_job, fake):
     ref = new_job(checked=True)
-    image_uri = S3Uri.parse(rt.ledger.get(ref).spec.image_uri)
+    image_uri = S3Uri.parse(rt.ledger.jobs.get(ref).spec.image_uri)
     rt.storage.write(image_uri, truncated_png(), content_type="image/png")
     assert submit(rt, ref) is JobState.INVALID_INPUT
-    assert "the image does not decode" in rt.ledger.get(ref).error
+    assert "the image does not decode" in rt.ledger.jobs.get(ref).error
     assert fake.submits == []
 
 
 def test_missing_input_object_is_invalid_input(rt, new_job, fake):
     ref = new_job()
     rt.storage.client.delete_object(
-        Bucket=rt.settings.bucket, Key=S3Uri.parse(rt.ledger.get(ref).spec.image_uri).key
+        Bucket=rt.settings.bucket, Key=S3Uri.parse(rt.ledger.jobs.get(ref).spec.image_uri).key
     )
     assert submit(rt, ref) is JobState.INVALID_INPUT
-    assert "does not exist" in rt.ledger.get(ref).error
+    assert "does not exist" in rt.ledger.jobs.get(ref).error
     assert fake.submits == []
 
 
@@ -104,17 +108,17 @@ def test_unreachable_provider_puts_the_job_back_and_cools_down(rt, new_job, fake
     fake.submit_status = 599
     ref = new_job()
     assert submit(rt, ref) is JobState.QUEUED
-    assert rt.ledger.get(ref).state is JobState.QUEUED
-    assert rt.ledger.leases() == {}
-    assert rt.ledger.cooldown_left_s() > 0
-    assert jobs.dispatch(rt) == []  # nothing goes out while cooling down
+    assert rt.ledger.jobs.get(ref).state is JobState.QUEUED
+    assert rt.ledger.slots.leases() == {}
+    assert rt.ledger.account.cooldown_left_s() > 0
+    assert rt.ledger.slots.dispatch() == 0  # nothing goes out while cooling down
 
 
 def test_rejected_submit_fails_with_the_providers_message(rt, new_job, fake):
     fake.submit_status = 422
     ref = new_job()
     assert submit(rt, ref) is JobState.FAILED
-    assert "scripted failure" in rt.ledger.get(ref).error
+    assert "scripted failure" in rt.ledger.jobs.get(ref).error
 
 
 def test_ambiguous_submit_waits_then_makes_a_new_attempt(rt, new_job, fake, clock):
@@ -122,15 +126,14 @@ def test_ambiguous_submit_waits_then_makes_a_new_attempt(rt, new_job, fake, cloc
     ref = new_job()
     assert submit(rt, ref) is JobState.AWAITING_RESULT
     assert len(fake.submits) == 1
-    assert ref in rt.ledger.leases()  # the task may be running: its slot stays taken
-    assert rt.ledger.redis.hget(f"fp:job:{ref.batch_id}:{ref.job_id}", "submitted_at")
-    assert ref not in jobs.plan_reconcile(rt).requeued  # not yet late
+    assert ref in rt.ledger.slots.leases()  # the task may be running: its slot stays taken
+    assert ref not in sweep(rt).requeued  # not yet late
     clock.now += rt.settings.deadlines.ambiguous_submit_s + 1
-    assert ref in jobs.plan_reconcile(rt).requeued
-    assert rt.ledger.leases() == {}
+    assert ref in sweep(rt).requeued
+    assert rt.ledger.slots.leases() == {ref: 2}  # back in line, and dispatched again
     fake.submit_status = 200
     assert submit(rt, ref) is JobState.AWAITING_RESULT
-    assert rt.ledger.get(ref).attempt == 2
+    assert rt.ledger.jobs.get(ref).attempt == 2
 
 
 READY = CallbackReport(task_id="t-1", status=TaskStatus.READY)
@@ -140,12 +143,13 @@ def test_callbacks_are_deduplicated_and_stale_ones_ignored(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
 
     def accept(job, attempt, *, final=True):
-        return rt.ledger.accept_callback(job, attempt, final=final, task_id="t-1")
+        [answer] = rt.ledger.scripts.accept_callbacks([Callback(job, attempt, final, "t-1")])
+        return answer
 
     assert accept(ref, 1, final=False) == "pending"
-    assert ref in rt.ledger.leases()
+    assert ref in rt.ledger.slots.leases()
     assert accept(ref, 1) == "collect"
-    assert rt.ledger.leases() == {}  # the provider ended the task: its slot is free
+    assert rt.ledger.slots.leases() == {}  # the provider ended the task: its slot is free
     assert accept(ref, 1) == "duplicate"
     assert accept(ref, 2) == "stale"
     assert accept(ref.__class__(ref.batch_id, "nope"), 1) == "unknown"
@@ -153,9 +157,9 @@ def test_callbacks_are_deduplicated_and_stale_ones_ignored(rt, new_job, fake):
 
 def test_collect_stores_once_with_tags_and_metadata(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
-    assert jobs.collect_job(rt, ref, 1) is JobState.STORED
-    assert jobs.collect_job(rt, ref, 1) is None  # a redelivered collect
-    record = rt.ledger.get(ref)
+    assert collect_job(rt, ref, 1) is JobState.STORED
+    assert collect_job(rt, ref, 1) is None  # a redelivered collect
+    record = rt.ledger.jobs.get(ref)
     stored = rt.storage.fetch(S3Uri.parse(record.spec.output_uri))
     assert stored.body == fake.result_bytes and stored.content_type == "image/png"
     assert stored.tags == {
@@ -169,30 +173,28 @@ def test_collect_stores_once_with_tags_and_metadata(rt, new_job, fake):
     assert "test-provider-key" not in str(stored.metadata)
     assert not any("sig=" in value for value in stored.metadata.values())
     assert record.seed == 7
-    assert rt.ledger.summary(ref.batch_id).done
+    assert rt.ledger.batches.summary(ref.batch_id).done
 
 
 def test_callback_racing_the_submit_bookkeeping_waits(rt, new_job, fake):
     ref = new_job()
-    rt.ledger.transition(
-        ref, from_states=[JobState.QUEUED], to_state=JobState.SUBMITTING, new_attempt=True
-    )
-    with pytest.raises(jobs.NotReadyYet):
-        jobs.collect_job(rt, ref, 1)
+    rt.ledger.jobs.transition(ref, from_states=[JobState.DISPATCHED], to_state=JobState.SUBMITTING)
+    with pytest.raises(NotReadyYet):
+        collect_job(rt, ref, 1)
 
 
 def test_pending_result_goes_back_to_waiting(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
     fake.status = "Pending"
-    assert jobs.collect_job(rt, ref, 1) is JobState.AWAITING_RESULT
+    assert collect_job(rt, ref, 1) is JobState.AWAITING_RESULT
     fake.status = "Ready"
-    assert jobs.collect_job(rt, ref, 1) is JobState.STORED
+    assert collect_job(rt, ref, 1) is JobState.STORED
 
 
 def test_expired_result_url_is_read_again_from_the_polling_url(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
     fake.expired_downloads = 1
-    assert jobs.collect_job(rt, ref, 1) is JobState.STORED
+    assert collect_job(rt, ref, 1) is JobState.STORED
     assert (fake.polls, fake.downloads) == (2, 2)
 
 
@@ -200,62 +202,63 @@ def test_expired_result_url_is_read_again_from_the_polling_url(rt, new_job, fake
 def test_unusable_outcomes_fail_the_job_and_free_its_slot(rt, new_job, fake, status):
     ref = submitted(rt, new_job, fake)
     fake.status = status
-    assert jobs.collect_job(rt, ref, 1) is JobState.FAILED
-    assert status in rt.ledger.get(ref).error
-    assert rt.ledger.leases() == {}
+    assert collect_job(rt, ref, 1) is JobState.FAILED
+    assert status in rt.ledger.jobs.get(ref).error
+    assert rt.ledger.slots.leases() == {}
     refunded = "Moderated" in status  # the provider does not charge moderated tasks
-    assert rt.ledger.summary(ref.batch_id).cost_credits == (0 if refunded else 4.5)
+    assert rt.ledger.batches.summary(ref.batch_id).cost_credits == (0 if refunded else 4.5)
 
 
 def test_result_that_is_not_an_image_is_not_stored(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
     fake.result_bytes = b"<html>not an image</html>"
-    assert jobs.collect_job(rt, ref, 1) is JobState.FAILED
-    assert rt.storage.metadata(S3Uri.parse(rt.ledger.get(ref).spec.output_uri)) is None
+    assert collect_job(rt, ref, 1) is JobState.FAILED
+    assert rt.storage.metadata(S3Uri.parse(rt.ledger.jobs.get(ref).spec.output_uri)) is None
 
 
 def test_output_owned_by_another_job_is_not_overwritten(rt, new_job, fake):
     first = submitted(rt, new_job, fake)
-    jobs.collect_job(rt, first, 1)
-    taken = rt.ledger.get(first).spec.output_uri
+    collect_job(rt, first, 1)
+    taken = rt.ledger.jobs.get(first).spec.output_uri
     second = new_job(job_id="other", output_uri=taken)
     assert submit(rt, second) is JobState.AWAITING_RESULT
-    assert jobs.collect_job(rt, second, 1) is JobState.FAILED
-    assert "belongs to another job" in rt.ledger.get(second).error
+    assert collect_job(rt, second, 1) is JobState.FAILED
+    assert "belongs to another job" in rt.ledger.jobs.get(second).error
 
 
 def test_late_callback_is_polled_by_reconcile(rt, new_job, fake, clock):
     ref = submitted(rt, new_job, fake)
-    assert (ref, 1) not in jobs.plan_reconcile(rt).collect
+    assert ref not in sweep(rt).polled
     clock.now += rt.settings.deadlines.callback_late_s + 1
-    assert (ref, 1) in jobs.plan_reconcile(rt).collect
-    assert (ref, 1) not in jobs.plan_reconcile(rt).collect  # re-filed, not polled twice
+    assert ref in sweep(rt).polled
+    assert ref not in sweep(rt).polled  # re-filed, not polled twice
 
 
 def test_cancel_stops_new_submissions_but_in_flight_jobs_finish(rt, new_job, fake):
     in_flight = submitted(rt, new_job, fake)
     batch_id = in_flight.batch_id
-    assert rt.ledger.cancel(batch_id) == 0  # nothing queued: the one job is in flight
-    assert jobs.collect_job(rt, in_flight, 1) is JobState.STORED
+    assert rt.ledger.batches.cancel(batch_id) == 0  # nothing queued: the job is in flight
+    assert collect_job(rt, in_flight, 1) is JobState.STORED
+    rt.ledger.account.pause("hold every new job in line")
     queued = new_job()
-    assert rt.ledger.cancel(queued.batch_id) == 1
-    assert jobs.dispatch(rt) == []
-    assert rt.ledger.get(queued).state is JobState.CANCELLED
+    assert rt.ledger.batches.cancel(queued.batch_id) == 1
+    rt.ledger.account.resume()
+    assert rt.ledger.slots.dispatch() == 0
+    assert rt.ledger.jobs.get(queued).state is JobState.CANCELLED
     assert len(fake.submits) == 1
-    assert rt.ledger.summary(queued.batch_id).done
+    assert rt.ledger.batches.summary(queued.batch_id).done
 
 
 def test_retry_requeues_failed_jobs_as_new_attempts(rt, new_job, fake):
     fake.submit_status = 422
     ref = new_job()
     assert submit(rt, ref) is JobState.FAILED
-    assert rt.ledger.requeue_failed(ref.batch_id) == [ref]
-    record = rt.ledger.get(ref)
-    assert (record.state, record.error) == (JobState.QUEUED, None)
+    assert rt.ledger.batches.retry_failed(ref.batch_id) == 1
+    record = rt.ledger.jobs.get(ref)  # dispatched again at once, as a new attempt
+    assert (record.state, record.error, record.attempt) == (JobState.DISPATCHED, None, 2)
     fake.submit_status = 200
     assert submit(rt, ref) is JobState.AWAITING_RESULT
-    assert rt.ledger.get(ref).attempt == 2
-    assert rt.ledger.requeue_failed(ref.batch_id) == []
+    assert rt.ledger.batches.retry_failed(ref.batch_id) == 0
 
 
 def test_budget_caps_submissions_and_skips_the_rest(rt, new_job, fake):
@@ -265,29 +268,29 @@ def test_budget_caps_submissions_and_skips_the_rest(rt, new_job, fake):
         settings=dataclasses.replace(rt.settings, price_credits_per_mp=4.5 / (64 * 48 / 1_000_000)),
     )
     first = new_job()
-    specs = [rt.ledger.get(first).spec]
+    specs = [rt.ledger.jobs.get(first).spec]
     specs += [
         dataclasses.replace(specs[0], ref=JobRef(first.batch_id + "-b", f"j{n}")) for n in range(3)
     ]
     batch_id = specs[1].ref.batch_id
-    rt.ledger.create_batch(batch_id, specs[1:], budget_credits=10.0)
+    rt.ledger.batches.create(batch_id, specs[1:], budget_credits=10.0)
     states = [submit(priced, spec.ref) for spec in specs[1:]]
     assert states == [JobState.AWAITING_RESULT, JobState.AWAITING_RESULT, JobState.SKIPPED_BUDGET]
     assert len(fake.submits) == 2
-    summary = rt.ledger.summary(batch_id)
+    summary = rt.ledger.batches.summary(batch_id)
     assert summary.cost_credits == 9.0 <= summary.budget_credits
-    assert "budget" in rt.ledger.get(specs[3].ref).error
+    assert "budget" in rt.ledger.jobs.get(specs[3].ref).error
 
 
 def test_results_manifest_is_refreshed_while_the_batch_runs(rt, new_job, fake):
     first = submitted(rt, new_job, fake)
-    spec = rt.ledger.get(first).spec
+    spec = rt.ledger.jobs.get(first).spec
     batch_id = first.batch_id + "-r"
     specs = [dataclasses.replace(spec, ref=JobRef(batch_id, name)) for name in ("a", "b")]
-    rt.ledger.create_batch(batch_id, specs)
+    rt.ledger.batches.create(batch_id, specs)
     for each in specs:
         submit(rt, each.ref)
-    jobs.collect_job(rt, specs[0].ref, 1)
+    collect_job(rt, specs[0].ref, 1)
     assert reports.job_ended(rt, batch_id) is None  # one job still running
     assert batch_id in reports.refresh_stale_results(rt)
     uri = S3Uri.parse(f"s3://{rt.settings.bucket}/outputs/{batch_id}/results.jsonl")
@@ -297,5 +300,5 @@ def test_results_manifest_is_refreshed_while_the_batch_runs(rt, new_job, fake):
     ]
     assert states == ["stored", "awaiting_result"]
     assert batch_id not in reports.refresh_stale_results(rt)
-    jobs.collect_job(rt, specs[1].ref, 1)
+    collect_job(rt, specs[1].ref, 1)
     assert reports.job_ended(rt, batch_id) == uri

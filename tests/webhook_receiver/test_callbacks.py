@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from pipeline.callbacks import MalformedCallback, parse_callback
-from pipeline.ledger import Ledger
-from pipeline.models import EditParams, JobRef, JobSpec, JobState
+from pipeline.ledger import Callback
+from pipeline.models import EditParams, JobRef, JobSpec
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Secret
 from pipeline.signing import CallbackSigner, body_signature
+from pipeline.states import JobState
 from webhook_receiver.app import MAX_CALLBACK_BYTES, create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -33,13 +34,6 @@ class Clock:
 @pytest.fixture
 def clock():
     return Clock()
-
-
-@pytest.fixture
-def ledger(valkey_url):
-    ledger = Ledger.from_url(valkey_url)
-    yield ledger
-    ledger.redis.close()
 
 
 @pytest.fixture
@@ -70,11 +64,9 @@ def new_job(ledger) -> JobRef:
         output_uri="s3://b/o.png",
         params=EditParams(prompt="p", finetune_id="f"),
     )
-    ledger.create_batch(ref.batch_id, [spec])
-    ledger.transition(
-        ref, from_states=[JobState.QUEUED], to_state=JobState.SUBMITTING, new_attempt=True
-    )
-    ledger.transition(
+    ledger.batches.create(ref.batch_id, [spec])  # dispatched at once, as attempt 1
+    ledger.jobs.transition(ref, from_states=[JobState.DISPATCHED], to_state=JobState.SUBMITTING)
+    ledger.jobs.transition(
         ref,
         from_states=[JobState.SUBMITTING],
         to_state=JobState.AWAITING_RESULT,
@@ -104,8 +96,8 @@ def post(
 
 
 def untouched(ledger, ref):
-    record = ledger.get(ref)
-    first = ledger.accept_callback(ref, 1, final=True, task_id=None)
+    record = ledger.jobs.get(ref)
+    [first] = ledger.scripts.accept_callbacks([Callback(ref, 1, final=True)])
     return record.state is JobState.AWAITING_RESULT and first == "collect"
 
 
@@ -113,7 +105,7 @@ def test_verified_callback_enqueues_collect_once(client, signer, ledger, job, en
     assert post(client, signer, job).status_code == 200
     assert post(client, signer, job).status_code == 200
     assert enqueued.read() == [(job, 1)]
-    assert ledger.get(job).state is JobState.AWAITING_RESULT
+    assert ledger.jobs.get(job).state is JobState.AWAITING_RESULT
 
 
 def test_wrong_secret_is_401_and_changes_nothing(client, signer, ledger, job, enqueued):
@@ -278,13 +270,13 @@ def test_openapi_describes_the_routes(client):
     assert "/healthz" in schema["paths"]
 
 
-def test_healthz_is_503_when_redis_is_gone(signer, enqueued):
+def test_healthz_is_503_when_redis_is_gone(signer, ledger):
     # A ledger on a port nothing listens on (the Redis client retries: keep it short).
     import redis.asyncio
 
     dead = CallbackRecorder(
         lambda: redis.asyncio.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2),
-        enqueued,
+        ledger.scripts.context,
     )
     app = create_app(signer=signer, recorder=dead)
     with TestClient(app) as test_client:
@@ -368,7 +360,7 @@ def test_only_genuine_well_formed_callbacks_get_in(
         headers["x-bfl-signature"] = body_signature(genuine_secret, body)
     elif signature == "bogus":
         headers["x-bfl-signature"] = body_signature(genuine_secret, body + b"~")
-    before = ledger.get(ref)
+    before = ledger.jobs.get(ref)
 
     response = client.post(f"/v1/callbacks/bfl/{url_token}", content=body, headers=headers)
 
@@ -384,7 +376,7 @@ def test_only_genuine_well_formed_callbacks_get_in(
     if not valid:
         assert response.status_code >= 400
         assert enqueued.read() == []
-        assert ledger.get(ref) == before
+        assert ledger.jobs.get(ref) == before
         assert untouched(ledger, ref)
         if not verified:
             assert response.status_code in (401, 404)
@@ -396,7 +388,7 @@ def test_only_genuine_well_formed_callbacks_get_in(
     assert response.status_code == 200
     final = parse_callback(body).is_final
     assert enqueued.read() == ([(ref, 1)] if final else [])
-    assert ledger.get(ref).state is JobState.AWAITING_RESULT
+    assert ledger.jobs.get(ref).state is JobState.AWAITING_RESULT
 
 
 @settings(
@@ -410,7 +402,7 @@ def test_genuine_callbacks_are_200_when_well_formed_else_400(
     ref = new_job(ledger)
     if shape_ok:
         body = json.dumps({"id": "t-1", "status": "Ready", "extra": body.hex()}).encode()
-    before = ledger.get(ref)
+    before = ledger.jobs.get(ref)
     response = post(client, signer, ref, body=body)
     if _is_callback(body):
         assert response.status_code == 200
@@ -418,7 +410,7 @@ def test_genuine_callbacks_are_200_when_well_formed_else_400(
     else:
         assert response.status_code == 400
         assert enqueued.read() == []
-        assert ledger.get(ref) == before
+        assert ledger.jobs.get(ref) == before
         assert untouched(ledger, ref)
 
 
@@ -442,4 +434,4 @@ def test_arbitrary_callbacks_never_get_in_or_crash(
     # 404 only when the client normalises a "." or ".." token away and no route matches.
     assert response.status_code in (401, 404)
     assert enqueued.read() == []
-    assert ledger.get(job).state is JobState.AWAITING_RESULT
+    assert ledger.jobs.get(job).state is JobState.AWAITING_RESULT

@@ -20,11 +20,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pipeline.ledger import Ledger
+from pipeline.ledger import Ledger, redis_client
+from pipeline.ledger.connection import async_redis_client
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Secret
 from pipeline.signing import CallbackSigner
-from tests.webhook_receiver.outbox import ListOutbox
 from webhook_receiver.app import create_app
 
 from .test_callbacks import new_job
@@ -43,13 +43,12 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def receiver(valkey_url):
-    ledger = Ledger.from_url(valkey_url)
+    ledger = Ledger(redis_client(valkey_url), slots=24, dispatch_late_s=120, prefix="openapi:")
     signer = CallbackSigner([Secret("s" * 40)], max_age_s=3600)
-    outbox = ListOutbox(valkey_url)
-    app = create_app(signer=signer, recorder=CallbackRecorder.from_url(valkey_url, outbox))
+    recorder = CallbackRecorder(lambda: async_redis_client(valkey_url), ledger.scripts.context)
+    app = create_app(signer=signer, recorder=recorder)
     yield app, signer, ledger
-    outbox.close()
-    ledger.redis.close()
+    ledger.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from workers import context
@@ -6,7 +8,7 @@ from workers import context
 @pytest.fixture
 def fresh_context(monkeypatch, clean_environ):
     """An environment holding only `clean_environ`, and no runtime built in this process."""
-    for name in list(context.os.environ):
+    for name in list(os.environ):
         if name not in clean_environ:
             monkeypatch.delenv(name)
     context._close_runtime()

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from pipeline.runtime import Runtime
-from workers.app import TASK_DISPATCH, create_celery_app, request_dispatch
+from workers.app import TASK_DISPATCH, create_celery_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -25,7 +25,7 @@ def test_a_worker_asked_for_events_reports_its_tasks(stack_rt: Runtime) -> None:
             deadline = time.monotonic() + WAIT_S
             while time.monotonic() < deadline and not _reported(seen, TASK_DISPATCH):
                 app.control.enable_events()  # what Flower does, every 5 s
-                request_dispatch(app)  # a task that finds nothing to submit
+                app.send_task(TASK_DISPATCH)  # a task that finds nothing to dispatch
                 time.sleep(RESEND_EVERY_S)
         finally:
             receiver.should_stop = True

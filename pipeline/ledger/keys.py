@@ -1,0 +1,67 @@
+"""The ledger's keys in Redis. Every key starts with the ledger's prefix (`fp:`):
+
+    job:<batch>:<job>        hash: spec (JSON), state, attempt, updated_at, provider_task_id,
+                             polling_url, cost_credits, error, seed, input_troubles
+    batch:<batch>            hash: created_at, source, total, priority, n:<state> counters,
+                             cost_credits, budget_credits, reserved_credits, cursor,
+                             cancelled
+    batch:<batch>:jobs       list: the batch's job ids in manifest order (the dispatcher
+                             walks it with the batch's cursor)
+    batch:<batch>:requeued   list: job ids put back in line (dispatched before the rest)
+    batches                  sorted set: batch ids by creation time
+    ready                    sorted set: batches with jobs to dispatch, by pass (fairness)
+    leases                   hash: job key -> attempt, one per provider slot in use
+    awaiting                 sorted set: job keys in flight, scored by when they are late
+                             (the reconcile sweep reads it)
+    callback:<batch>:<job>:<attempt>   set by the first final callback of an attempt
+    paused                   string: why the account is paused (402, refused key)
+    cooldown                 string with a TTL: the provider asked to wait (429)
+    wakeup                   string with a TTL: a dispatch is scheduled for the cooldown's end
+    trouble                  counter with a TTL: failures in a row to reach the provider
+    results-stale            set: batches whose results.jsonl is behind the ledger
+    outbox                   stream: work for the workers (see `pipeline.ledger.outbox`)
+
+Batch ids never contain ':' (see `pipeline.batches.new_batch_id`); job ids may, so a job
+key is split at its first ':' after the prefix. The scripts derive keys from the same
+schema (`lua/common.lua`), so the ledger assumes one Redis, not a cluster.
+"""
+
+from __future__ import annotations
+
+from pipeline.models import JobRef
+
+KEY_PREFIX = "fp:"
+
+
+class Keys:
+    """The key schema under one prefix."""
+
+    def __init__(self, prefix: str = KEY_PREFIX) -> None:
+        self.prefix = prefix
+        self.batches = f"{prefix}batches"
+        self.ready = f"{prefix}ready"
+        self.leases = f"{prefix}leases"
+        self.awaiting = f"{prefix}awaiting"
+        self.paused = f"{prefix}paused"
+        self.cooldown = f"{prefix}cooldown"
+        self.wakeup = f"{prefix}wakeup"
+        self.trouble = f"{prefix}trouble"
+        self.results_stale = f"{prefix}results-stale"
+        self.outbox = f"{prefix}outbox"
+
+    def __repr__(self) -> str:
+        return f"Keys({self.prefix!r})"
+
+    def job(self, ref: JobRef) -> str:
+        return f"{self.prefix}job:{ref.batch_id}:{ref.job_id}"
+
+    def ref(self, job_key: str) -> JobRef:
+        """The job a job key names."""
+        batch_id, job_id = job_key.removeprefix(f"{self.prefix}job:").split(":", 1)
+        return JobRef(batch_id, job_id)
+
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}batch:{batch_id}"
+
+    def batch_jobs(self, batch_id: str) -> str:
+        return f"{self.prefix}batch:{batch_id}:jobs"

@@ -1,0 +1,52 @@
+-- Moves one job to `to_state` if it is in one of `from_states` (and at `attempt`, unless null), and
+-- keeps what hangs on its state: the batch's counters and spend, its filing for the
+-- reconcile sweep, its provider slot, its place in line and its follow-up work. The
+-- caller has checked the move against the table in pipeline/states.py.
+-- Arguments:
+--   batch, job     the job
+--   from_states    the states it may be in (a list)
+--   to_state       the state it moves to
+--   attempt        the attempt it must be at, or null for any
+--   new_attempt    true: the move starts a new attempt
+--   fields         name -> value to set on the job ("" deletes the field)
+--   cost_delta     credits to add to the batch's spend, or null
+--   late_at        when the sweep should look at it next, or null: not filed
+--   release        true: the job gives back any slot it holds
+--   follow_up      a task to queue for the job ('collect'), or null
+-- A job moving to `queued` goes to the front of its batch's line. A slot given back or
+-- a job back in line runs the dispatcher.
+-- Returns {1 if applied else 0, the state it was in ('' if no such job), its attempt,
+--          1 if it gave back a slot}.
+local jkey, bkey = job_key(A.batch, A.job), batch_key(A.batch)
+local state = redis.call('HGET', jkey, 'state')
+if not state then return {0, '', 0, 0} end
+local attempt = tonumber(redis.call('HGET', jkey, 'attempt'))
+local allowed = false
+for _, from in ipairs(A.from_states) do allowed = allowed or from == state end
+if not allowed or (A.attempt ~= cjson.null and A.attempt ~= attempt) then
+  return {0, state, attempt, 0}
+end
+if A.new_attempt then attempt = attempt + 1 end
+redis.call('HSET', jkey, 'state', A.to_state, 'attempt', attempt, 'updated_at', A.now)
+for name, value in pairs(A.fields) do
+  if value == '' then redis.call('HDEL', jkey, name) else redis.call('HSET', jkey, name, value) end
+end
+if state ~= A.to_state then count_move(bkey, state, A.to_state) end
+if A.cost_delta ~= cjson.null then
+  redis.call('HINCRBYFLOAT', bkey, 'cost_credits', A.cost_delta)
+end
+if A.late_at ~= cjson.null then
+  redis.call('ZADD', AWAITING, A.late_at, jkey)
+else
+  redis.call('ZREM', AWAITING, jkey)
+end
+local released = 0
+if A.release then released = redis.call('HDEL', LEASES, jkey) end
+local requeued = A.to_state == 'queued' and state ~= 'queued'
+if requeued then
+  redis.call('LPUSH', bkey .. ':requeued', A.job)
+  join_ready(A.batch)
+end
+if A.follow_up ~= cjson.null then outbox(A.follow_up, A.batch, A.job, attempt) end
+if released == 1 or requeued then dispatch() end
+return {1, state, attempt, released}

@@ -1,0 +1,173 @@
+"""The ledger's Lua scripts, loaded once, each behind a typed wrapper.
+
+Each script is `lua/common.lua` (named arguments, key schema, outbox, dispatcher)
+followed by its own file, and takes one argument: a JSON object of named arguments.
+`ScriptContext` adds the four every script gets (`prefix`, `now`, `slots`,
+`dispatch_late_s`); the wrappers add each script's own, so no caller deals in
+positions. Every state change is one script run: atomic, and checked against the job's
+current state (and attempt) first, so racing callbacks, polls and redelivered tasks
+change a job at most once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from pipeline.ledger.keys import Keys
+from pipeline.models import JobRef
+from pipeline.states import JobState
+
+LUA_DIR = Path(__file__).with_name("lua")
+# How long the mark of an attempt's first final callback is kept (duplicates after
+# this are still stale: the job has moved on by then).
+CALLBACK_MARK_TTL_S = 7 * 24 * 3600
+FieldValue = str | int | float | None
+
+
+@functools.cache
+def source(name: str) -> str:
+    """The full text of script `name`: common.lua, then `name`.lua."""
+    return (LUA_DIR / "common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class ScriptContext:
+    """What every script is told besides its own arguments."""
+
+    keys: Keys
+    slots: int
+    dispatch_late_s: float
+    clock: Callable[[], float]
+
+    def args(self, **named: Any) -> list[str]:
+        """The scripts' one argument: the named arguments as a JSON object."""
+        common = {
+            "prefix": self.keys.prefix,
+            "now": self.clock(),
+            "slots": self.slots,
+            "dispatch_late_s": self.dispatch_late_s,
+        }
+        return [json.dumps({**common, **named}, ensure_ascii=False)]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The outcome of a transition: whether it applied, from which state, the job's
+    attempt after it, and whether the job gave back a provider slot."""
+
+    applied: bool
+    previous: JobState | None
+    attempt: int = 0
+    released_slot: bool = False
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One verified callback to record: the attempt it names, whether the provider says
+    the task ended, and the task id it names."""
+
+    ref: JobRef
+    attempt: int
+    final: bool
+    task_id: str | None = None
+
+
+def accept_callbacks_args(context: ScriptContext, callbacks: Iterable[Callback]) -> list[str]:
+    """The argument of one `accept_callbacks` run over `callbacks`."""
+    return context.args(
+        mark_ttl_s=CALLBACK_MARK_TTL_S,
+        callbacks=[
+            {
+                "batch": cb.ref.batch_id,
+                "job": cb.ref.job_id,
+                "attempt": cb.attempt,
+                "final": cb.final,
+                "task_id": cb.task_id,
+            }
+            for cb in callbacks
+        ],
+    )
+
+
+class Scripts:
+    """Every ledger script, registered on one (synchronous) client."""
+
+    def __init__(self, client: redis.Redis, context: ScriptContext) -> None:
+        self.context = context
+        self._run = {
+            name: client.register_script(source(name))
+            for name in (
+                "transition",
+                "dispatch",
+                "join",
+                "release_slot",
+                "reserve_budget",
+                "accept_callbacks",
+            )
+        }
+
+    def _call(self, name: str, **named: Any) -> Any:
+        return self._run[name](keys=[], args=self.context.args(**named))
+
+    def transition(
+        self,
+        ref: JobRef,
+        *,
+        from_states: Iterable[JobState],
+        to_state: JobState,
+        attempt: int | None,
+        new_attempt: bool = False,
+        fields: Mapping[str, FieldValue] | None = None,
+        cost_delta: float | None = None,
+        late_at: float | None = None,
+        follow_up: str | None = None,
+    ) -> Transition:
+        applied, previous, now_attempt, released = self._call(
+            "transition",
+            batch=ref.batch_id,
+            job=ref.job_id,
+            from_states=[state.value for state in from_states],
+            to_state=to_state.value,
+            attempt=attempt,
+            new_attempt=new_attempt,
+            fields={
+                name: "" if value is None else str(value) for name, value in (fields or {}).items()
+            },
+            cost_delta=cost_delta,
+            late_at=late_at,
+            release=not to_state.holds_slot,
+            follow_up=follow_up,
+        )
+        return Transition(
+            applied=bool(applied),
+            previous=JobState(previous) if previous else None,
+            attempt=int(now_attempt),
+            released_slot=bool(released),
+        )
+
+    def dispatch(self) -> int:
+        return int(self._call("dispatch"))
+
+    def join(self, batch_id: str) -> int:
+        return int(self._call("join", batch=batch_id))
+
+    def release_slot(self, ref: JobRef, attempt: int) -> bool:
+        return bool(self._call("release_slot", batch=ref.batch_id, job=ref.job_id, attempt=attempt))
+
+    def reserve_budget(self, batch_id: str, credits: float) -> float | None:
+        reserved = float(self._call("reserve_budget", batch=batch_id, credits=credits))
+        return None if reserved < 0 else reserved
+
+    def accept_callbacks(self, callbacks: Iterable[Callback]) -> list[str]:
+        run = self._run["accept_callbacks"]
+        return [
+            str(answer)
+            for answer in run(keys=[], args=accept_callbacks_args(self.context, callbacks))
+        ]

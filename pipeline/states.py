@@ -1,0 +1,104 @@
+"""A job's states and the moves between them: the one table every state change is
+checked against (`check_move`, called by `pipeline.ledger.jobs.JobStore.transition`).
+
+    queued ──► dispatched ──► submitting ──► awaiting_result ──► collecting ──► stored
+      ▲            │              │               │    ▲            │
+      └────────────┴──────────────┴───────────────┘    └────────────┘
+                (back in line: not submitted, or     (the task still runs)
+                 no trace of an ambiguous submit)
+
+`dispatched` is entered only by the dispatcher (a slot leased to the next queued job, in
+the ledger's scripts); every other move goes through the table below. A job holds one
+of the account's provider slots from `dispatched` until the provider says its task has
+ended; then the slot goes straight to the next queued job.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pipeline.errors import IllegalMove
+
+
+class JobState(StrEnum):
+    """Where a job is. Terminal states never change again (but `failed` may be retried)."""
+
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    SUBMITTING = "submitting"
+    AWAITING_RESULT = "awaiting_result"
+    COLLECTING = "collecting"
+    STORED = "stored"
+    FAILED = "failed"
+    INVALID_INPUT = "invalid_input"
+    CANCELLED = "cancelled"
+    SKIPPED_BUDGET = "skipped_budget"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def holds_slot(self) -> bool:
+        """True for states in which the job may hold one of the account's provider slots."""
+        return self in SLOT_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {
+        JobState.STORED,
+        JobState.FAILED,
+        JobState.INVALID_INPUT,
+        JobState.CANCELLED,
+        JobState.SKIPPED_BUDGET,
+    }
+)
+
+# From dispatch until the provider says the task has ended (the collect gives the slot
+# back as soon as it reads that, before it downloads the result).
+SLOT_STATES = frozenset(
+    {JobState.DISPATCHED, JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING}
+)
+
+# Accepted callbacks may name a job in these states (its task may have ended).
+IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING})
+
+_S = JobState
+# state -> the states it may move to. A move to the same state re-files the job for the
+# reconcile sweep (a later deadline) without changing it.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    _S.QUEUED: frozenset({_S.DISPATCHED, _S.CANCELLED}),
+    # The submit task: begins the POST, or ends the job before paying (cancelled batch,
+    # bad input, over budget), or gives it back to its line (inputs unreadable for now;
+    # the sweep, when its submit never began).
+    _S.DISPATCHED: frozenset(
+        {
+            _S.SUBMITTING,
+            _S.QUEUED,
+            _S.CANCELLED,
+            _S.INVALID_INPUT,
+            _S.FAILED,
+            _S.SKIPPED_BUDGET,
+        }
+    ),
+    # The POST's outcome: a task (or an ambiguous answer, awaited all the same), a
+    # refusal worth retrying later (back in line), or a permanent refusal.
+    _S.SUBMITTING: frozenset({_S.AWAITING_RESULT, _S.QUEUED, _S.FAILED}),
+    # The collect takes it; the sweep re-files it, or puts an ambiguous submit that
+    # nothing ever named back in line.
+    _S.AWAITING_RESULT: frozenset({_S.AWAITING_RESULT, _S.COLLECTING, _S.QUEUED}),
+    # Stored, failed by the provider, still running (back to awaiting), or its result
+    # lost and submitted again (by policy).
+    _S.COLLECTING: frozenset({_S.COLLECTING, _S.AWAITING_RESULT, _S.STORED, _S.FAILED, _S.QUEUED}),
+    _S.FAILED: frozenset({_S.QUEUED}),  # `fillpipe retry`
+    _S.STORED: frozenset(),
+    _S.INVALID_INPUT: frozenset(),
+    _S.CANCELLED: frozenset(),
+    _S.SKIPPED_BUDGET: frozenset(),
+}
+
+
+def check_move(source: JobState, target: JobState) -> None:
+    """Raise `IllegalMove` unless a job may move from `source` to `target`."""
+    if target not in TRANSITIONS[source]:
+        raise IllegalMove(f"a job cannot move from {source} to {target}")
