@@ -74,16 +74,8 @@ class BatchStore:
         """
         now = self._clock()
         key = self._keys.batch(batch_id)
-        header: dict[str | bytes, str | float | int] = {
-            "created_at": now,
-            "total": 0,
-            "priority": priority,
-            "source": source,
-        }
-        if budget_credits is not None:
-            header["budget_credits"] = budget_credits
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=header)
+        pipe.hset(key, mapping=_new_batch_fields(now, priority, source, budget_credits))
         pipe.zadd(self._keys.batches, {batch_id: now})
         total = 0
         for spec in specs:
@@ -165,6 +157,21 @@ class BatchStore:
             self._jobs.transition(ref, from_states=[source], to_state=target, fields=fields).applied
             for ref in refs
         )
+
+
+def _new_batch_fields(
+    now: float, priority: int, source: str, budget_credits: float | None
+) -> dict[str | bytes, str | float | int]:
+    """A new batch's hash: no jobs counted yet, the budget only when there is one."""
+    header: dict[str | bytes, str | float | int] = {
+        "created_at": now,
+        "total": 0,
+        "priority": priority,
+        "source": source,
+    }
+    if budget_credits is not None:
+        header["budget_credits"] = budget_credits
+    return header
 
 
 def summary_from(batch_id: str, fields: dict[str, str]) -> BatchSummary | None:
