@@ -32,10 +32,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.callbacks import MalformedCallback, parse_callback
+from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
 from pipeline.errors import VerificationError
 from pipeline.recorder import CallbackOutcome, CallbackRecorder
-from pipeline.signing import CallbackSigner
+from pipeline.signing import CallbackClaim, CallbackSigner
 from webhook_receiver.openapi import openapi_schema
 
 log = logging.getLogger(__name__)
@@ -61,18 +61,51 @@ def create_app(
 
     The app closes `recorder` when it shuts down.
     """
+    receiver = ReceiverHandlers(
+        signer, recorder, require_signature=require_signature, max_body_bytes=max_body_bytes
+    )
+    return Starlette(
+        lifespan=receiver.lifespan,
+        routes=[
+            Route(CALLBACK_ROUTE, receiver.callback, methods=["POST"]),
+            Route("/healthz", receiver.healthz, methods=["GET"]),
+            Route("/openapi.json", receiver.openapi, methods=["GET"], include_in_schema=False),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
 
-    async def callback(request: Request) -> Response:
+
+class ReceiverHandlers:
+    """The routes' handlers, sharing the signer, the recorder and the receiver's options."""
+
+    def __init__(
+        self,
+        signer: CallbackSigner,
+        recorder: CallbackRecorder,
+        *,
+        require_signature: bool,
+        max_body_bytes: int,
+    ) -> None:
+        self._signer = signer
+        self._recorder = recorder
+        self._require_signature = require_signature
+        self._max_body_bytes = max_body_bytes
+        self._schema = openapi_schema(
+            max_body_bytes=max_body_bytes, require_signature=require_signature
+        )
+
+    async def callback(self, request: Request) -> Response:
+        """A provider callback, checked in the order the module docstring lists."""
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = await _read_body(request, self._max_body_bytes)
         except BodyTooLarge:
             return _answer(413, "request body too large")
         try:
-            claim = signer.verify(
+            claim = self._signer.verify(
                 request.path_params["token"],
                 request.headers,
                 body,
-                require_signature=require_signature,
+                require_signature=self._require_signature,
             )
         except VerificationError as error:
             log.info("callback rejected: %s", error)
@@ -85,8 +118,12 @@ def create_app(
         except MalformedCallback as error:
             log.info("callback for %s rejected: %s", claim.ref, error)
             return _answer(400, "malformed callback body")
+        return await self._record(claim, report)
+
+    async def _record(self, claim: CallbackClaim, report: CallbackReport) -> Response:
+        """Record a verified callback: 200, 404 for an unknown job, 503 when unreachable."""
         try:
-            outcome = await recorder.record(claim, report)
+            outcome = await self._recorder.record(claim, report)
         except Exception as error:
             # Only the type: Redis errors can name hosts.
             log.error("callback for %s not recorded: %s", claim.ref, type(error).__name__)
@@ -96,40 +133,32 @@ def create_app(
         log.info("callback for %s attempt %d: %s", claim.ref, claim.attempt, outcome.value)
         return JSONResponse({"status": "ok"})
 
-    async def healthz(_: Request) -> Response:
+    async def healthz(self, _: Request) -> Response:
+        """200 when the ledger's Redis answers, else 503."""
         try:
-            await recorder.ping()
+            await self._recorder.ping()
         except Exception as error:
             log.warning("health check: Redis does not answer (%s)", type(error).__name__)
             return _answer(503, "temporarily unavailable")
         return JSONResponse({"status": "ok"})
 
-    schema = openapi_schema(max_body_bytes=max_body_bytes, require_signature=require_signature)
-
-    async def openapi(_: Request) -> Response:
-        return JSONResponse(schema)
-
-    async def http_error(_: Request, error: Exception) -> Response:
-        # Unmatched paths (404) and methods (405) answer JSON like everything else.
-        status_code = error.status_code if isinstance(error, HTTPException) else 400
-        headers = error.headers if isinstance(error, HTTPException) else None
-        detail = {404: "not found", 405: "method not allowed"}.get(status_code, "bad request")
-        return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    async def openapi(self, _: Request) -> Response:
+        """The OpenAPI description, built once with the app's options."""
+        return JSONResponse(self._schema)
 
     @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        """Close the recorder when the app shuts down."""
         yield
-        await recorder.aclose()
+        await self._recorder.aclose()
 
-    return Starlette(
-        lifespan=lifespan,
-        routes=[
-            Route(CALLBACK_ROUTE, callback, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
-        ],
-        exception_handlers={HTTPException: http_error},
-    )
+
+async def _http_error(_: Request, error: Exception) -> Response:
+    """Unmatched paths (404) and methods (405) answer JSON like everything else."""
+    status_code = error.status_code if isinstance(error, HTTPException) else 400
+    headers = error.headers if isinstance(error, HTTPException) else None
+    detail = {404: "not found", 405: "method not allowed"}.get(status_code, "bad request")
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
 
 
 def _is_json(content_type: str) -> bool:
