@@ -1,42 +1,14 @@
-"""The embedded stack: real servers on 127.0.0.1 for whatever the environment lacks.
-
-`fillpipe up` and `fillpipe demo` start, from pip-installed packages, a Valkey server
-(unless FILLPIPE_REDIS_URL is set), a SeaweedFS S3 server (unless FILLPIPE_S3_ENDPOINT_URL
-is set), the provider emulator (unless FILLPIPE_PROVIDER_URL is set), and the receiver,
-a Celery worker and beat. Everything lives in one state dir:
-
-    DIR/valkey/            AOF data (and the 0600 config holding the generated password)
-    DIR/s3/                SeaweedFS data
-    DIR/logs/<service>.log each server's stdout and stderr
-    DIR/signing_key        callback signing key (0600), generated once
-    DIR/provider_key       the emulator's API key (0600), generated once
-    DIR/s3_credentials     the embedded S3 key pair (0600), generated once
-    DIR/stack.env          `export NAME='value'` lines for other shells (0600), while up
-    DIR/stack.pids         service name -> pid, while up
-    DIR/celerybeat-schedule
-
-With the embedded S3 server the generated key pair replaces any AWS_* credentials of the
-caller's environment (which would name another account); with an external S3 they pass
-through unchanged, as do every FILLPIPE_* setting already set.
-"""
+"""`EmbeddedStack`: real servers on 127.0.0.1 for whatever the environment lacks."""
 
 from __future__ import annotations
 
 import atexit
-import fcntl
-import json
 import secrets
-import shlex
-import signal
-import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import IO
-
-import click
 
 from fillpipe.processes import tail_lines
 from fillpipe.servers import (
@@ -45,58 +17,20 @@ from fillpipe.servers import (
     S3Credentials,
     SeaweedS3Server,
     Service,
-    StackError,
     ValkeyServer,
     WorkerService,
-    write_private,
 )
-from pipeline.settings import DEFAULT_BUCKET, DEFAULT_RESULT_HOSTS, redact_url
-
-__all__ = ["EmbeddedStack", "StackError", "read_env_file", "run_foreground"]
+from fillpipe.stack.env_file import write_env_file
+from fillpipe.stack.state import StateDir, lock_state_dir
+from pipeline.errors import StackError
+from pipeline.settings import DEFAULT_BUCKET, DEFAULT_RESULT_HOSTS
 
 SERVICES = ("emulator", "receiver", "worker", "beat")
 DEFAULT_START_TIMEOUT_S = 60.0
-WATCH_INTERVAL_S = 0.5
-EXIT_FAILURE = 1
 StartStep = Callable[[float], None]  # starts one server within a time budget in seconds
 # With the embedded S3 server these would mix another account's session into our keys.
 SHADOWED_BY_EMBEDDED_S3 = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
 PASSED_THROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-
-class StateDir:
-    """The paths of one stack's state directory, and its generated-once secrets."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.expanduser().resolve()
-
-    def create(self) -> None:
-        """Create the directory, owner-only when new (logs and data are private)."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.logs.mkdir(exist_ok=True)
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    def log(self, service: str) -> Path:
-        return self.logs / f"{service}.log"
-
-    @property
-    def env_file(self) -> Path:
-        return self.root / "stack.env"
-
-    @property
-    def pids_file(self) -> Path:
-        return self.root / "stack.pids"
-
-    def secret(self, name: str) -> str:
-        """The secret in DIR/`name`, generated (`token_urlsafe(48)`, 0600) the first time."""
-        path = self.root / name
-        if not path.exists():
-            with suppress(FileExistsError):
-                write_private(path, secrets.token_urlsafe(48), exclusive=True)
-        return path.read_text().strip()
 
 
 class EmbeddedStack:
@@ -131,7 +65,7 @@ class EmbeddedStack:
         """
         deadline = time.monotonic() + timeout_s
         self.state.create()
-        self._lock = _lock_state_dir(self.state.root)
+        self._lock = lock_state_dir(self.state.root)
         atexit.register(self.stop)
         try:
             self._env = self._passed_through()
@@ -204,11 +138,7 @@ class EmbeddedStack:
 
     def write_env_file(self) -> Path:
         """Write DIR/stack.env (`export NAME='value'` lines, mode 0600); removed by `stop`."""
-        lines = [
-            f"export {name}={shlex.quote(value)}\n" for name, value in sorted(self._env.items())
-        ]
-        header = "# fillpipe embedded stack: source this file\n"
-        write_private(self.state.env_file, header + "".join(lines))
+        write_env_file(self.state.env_file, self._env)
         self._wrote_env_file = True
         return self.state.env_file
 
@@ -337,117 +267,3 @@ class EmbeddedStack:
             return self._started[name]
         except KeyError:
             raise StackError(name, "this stack did not start it") from None
-
-
-def _lock_state_dir(root: Path) -> IO[str]:
-    """Hold DIR/stack.lock so two stacks never share one state dir (one Valkey per AOF)."""
-    lock = (root / "stack.lock").open("a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise StackError("stack", f"another fillpipe stack is running in {root}") from None
-    return lock
-
-
-def read_env_file(state_dir: Path) -> dict[str, str] | None:
-    """The settings in DIR/stack.env, or None when no stack is up there."""
-    path = StateDir(state_dir).env_file
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    env = {}
-    for line in text.splitlines():
-        words = shlex.split(line, comments=True)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            name, value = words[1].split("=", 1)
-            env[name] = value
-    return env
-
-
-# -- fillpipe up ---------------------------------------------------------------------
-
-
-class _StopRequested(BaseException):
-    """SIGINT or SIGTERM arrived (a BaseException, so no probe swallows it)."""
-
-
-def run_foreground(state_dir: Path, environ: Mapping[str, str]) -> None:
-    """Run the stack until SIGINT/SIGTERM (return) or until a service dies (exit code 1)."""
-    stack = EmbeddedStack(state_dir, environ)
-    failed: str | None = None
-    with _stop_signals():
-        try:
-            stack.start()
-            _write_pids_file(stack)
-            stack.write_env_file()
-            _print_summary(stack)
-            failed = _watch(stack)
-        except _StopRequested:
-            click.echo("\nStopping the stack …", err=True)
-        except StackError as error:
-            click.echo(f"fillpipe up: {error}", err=True)
-            failed = error.service
-        finally:
-            _ignore_stop_signals()
-            stack.stop()
-            stack.state.pids_file.unlink(missing_ok=True)
-    if failed is not None:
-        sys.exit(EXIT_FAILURE)
-
-
-def _watch(stack: EmbeddedStack) -> str:
-    """Wait until a service exits; say which and where its log is."""
-    while not (exited := stack.exited()):
-        time.sleep(WATCH_INTERVAL_S)
-    name = exited[0]
-    click.echo(
-        f"fillpipe up: {name} exited unexpectedly; its log: {stack.log_path(name)}", err=True
-    )
-    return name
-
-
-@contextmanager
-def _stop_signals() -> Iterator[None]:
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        raise _StopRequested
-
-    previous = {
-        signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _ignore_stop_signals() -> None:
-    """While stopping, a second Ctrl-C must not abandon half-stopped servers."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
-
-
-def _write_pids_file(stack: EmbeddedStack) -> None:
-    stack.state.pids_file.write_text(json.dumps(stack.pids, indent=2) + "\n")
-
-
-def _print_summary(stack: EmbeddedStack) -> None:
-    env, pids = stack.env, stack.pids
-    rows = [
-        ("redis", redact_url(env.get("FILLPIPE_REDIS_URL", "")), "valkey"),
-        ("s3", env.get("FILLPIPE_S3_ENDPOINT_URL", "(AWS)"), "s3"),
-        ("bucket", env.get("FILLPIPE_BUCKET", ""), ""),
-        ("provider", env.get("FILLPIPE_PROVIDER_URL", "(not set)"), "emulator"),
-        ("receiver", env.get("FILLPIPE_PUBLIC_URL", "(not set)"), "receiver"),
-    ]
-    click.echo(f"fillpipe stack is up; state dir {stack.state.root}")
-    for label, value, service in rows:
-        origin = " (embedded)" if service in pids else ""
-        click.echo(f"  {label:<9}{value}{origin}")
-    running = ", ".join(f"{name} (pid {pid})" for name, pid in pids.items())
-    click.echo(f"  running  {running}")
-    click.echo(f"  logs     {stack.state.logs}/")
-    click.echo(f"In another shell:  source {shlex.quote(str(stack.state.env_file))}")
-    click.echo("Press Ctrl-C to stop.")
