@@ -190,12 +190,15 @@ def phase_validate(manifest: str, environ: dict[str, str], rows: int, deadline: 
 
 
 def phase_submit(manifest: str, environ: dict[str, str], rows: int, deadline: float) -> dict:
-    """The whole `run_submit(dry_run=False, wait=False)`, with its three steps timed."""
+    """The whole `run_submit(dry_run=False, wait=False)`, with its three steps timed:
+    `intake.validate`, `intake.create` and `request_dispatch`."""
     import fillpipe.submit as submit
+    from pipeline import intake
 
     splits: dict[str, float] = {}
-    for name in ("_validate", "create_batch", "request_dispatch"):
-        setattr(submit, name, _timed(name, getattr(submit, name), splits))
+    for name in ("validate", "create"):
+        setattr(intake, name, _timed(name, getattr(intake, name), splits))
+    submit.request_dispatch = _timed("request_dispatch", submit.request_dispatch, splits)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         submit.run_submit(manifest, environ, submit.SubmitOptions(dry_run=False, wait=False))
@@ -366,8 +369,8 @@ def report(
     splits = results["submit"].detail.get("splits", {})
     if splits:
         print(
-            "submit steps: validate pass {_validate:.2f} s, create_batch (ledger + "
-            "manifest.jsonl, in line for the dispatcher) {create_batch:.2f} s, "
+            "submit steps: validate pass {validate:.2f} s, create_batch (ledger + "
+            "manifest.jsonl, in line for the dispatcher) {create:.2f} s, "
             "request_dispatch {request_dispatch:.3f} s".format(**splits)
         )
     for line in checks:

@@ -38,8 +38,11 @@ def create_batch(
     *,
     budget_credits: float | None = None,
     priority: int = DEFAULT_PRIORITY,
+    source: str = "",
 ) -> int:
     """Record every job as queued and store the validated manifest; return the count.
+
+    `source` says where the batch came from (a manifest's path or URI, "demo").
 
     `specs` is consumed once, as a stream: the manifest is spooled to a temporary file
     (on disk past `MANIFEST_SPOOL_BYTES`), never held whole in memory.
@@ -52,7 +55,7 @@ def create_batch(
                 yield spec
 
         count = rt.ledger.create_batch(
-            batch_id, recorded(), budget_credits=budget_credits, priority=priority
+            batch_id, recorded(), budget_credits=budget_credits, priority=priority, source=source
         )
         manifest.seek(0)
         rt.storage.upload(

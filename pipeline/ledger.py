@@ -4,8 +4,9 @@ Keys (prefix `fp:`):
     fp:job:<batch>:<job>       hash: spec (JSON), state, attempt, provider fields, error,
                                submitted_at, submitted_via (staged or dispatch) and
                                callback_at (for latency figures)
-    fp:batch:<batch>           hash: created_at, total, priority, n:<state> counters,
-                               cost_credits, budget and reservations, dispatch cursor
+    fp:batch:<batch>           hash: created_at, total, priority, source (where the
+                               batch came from), n:<state> counters, cost_credits,
+                               budget and reservations, dispatch cursor
     fp:batch:<batch>:jobs      list of job ids in manifest order (the dispatcher walks
                                it with the batch's cursor)
     fp:batch:<batch>:requeued  list of job ids put back in line (dispatched first)
@@ -354,6 +355,8 @@ class BatchSummary:
     budget_credits: float | None = None
     cancelled: bool = False
     priority: int = DEFAULT_PRIORITY
+    # Where the batch came from (a manifest's path or s3:// URI, "demo"); "" if unrecorded.
+    source: str = ""
 
     @property
     def finished(self) -> int:
@@ -468,21 +471,25 @@ class Ledger:
         *,
         budget_credits: float | None = None,
         priority: int = DEFAULT_PRIORITY,
+        source: str = "",
     ) -> int:
         """Record a batch and its jobs as `queued` in pipelined chunks; return the count.
 
-        The batch joins the dispatcher's ready set once every job is recorded.
+        The batch joins the dispatcher's ready set once every job is recorded. `source`
+        says where the batch came from, for listings (`recent_batches`).
         """
         now = self._clock()
         total = 0
         pipe = self._redis.pipeline(transaction=False)
-        header: dict[str | bytes, float | int] = {
+        header: dict[str | bytes, float | int | str] = {
             "created_at": now,
             "total": 0,
             "priority": priority,
         }
         if budget_credits is not None:
             header["budget_credits"] = budget_credits
+        if source:
+            header["source"] = source
         pipe.hset(_batch_key(batch_id), mapping=header)
         pipe.zadd(f"{KEY_PREFIX}batches", {batch_id: now})
         for spec in specs:
@@ -500,24 +507,18 @@ class Ledger:
         return total
 
     def summary(self, batch_id: str) -> BatchSummary | None:
-        fields = self._redis.hgetall(_batch_key(batch_id))
-        if not fields:
-            return None
-        counts = {
-            JobState(name[2:]): int(value)
-            for name, value in fields.items()
-            if name.startswith("n:") and int(value)
-        }
-        return BatchSummary(
-            batch_id=batch_id,
-            total=int(fields.get("total", 0)),
-            counts=counts,
-            cost_credits=float(fields.get("cost_credits", 0.0)),
-            created_at=float(fields.get("created_at", 0.0)),
-            budget_credits=_optional_float(fields.get("budget_credits")),
-            cancelled=fields.get("cancelled") == "1",
-            priority=int(fields.get("priority", DEFAULT_PRIORITY)),
-        )
+        return _batch_summary(batch_id, self._redis.hgetall(_batch_key(batch_id)))
+
+    def recent_batches(self, limit: int) -> list[BatchSummary]:
+        """The `limit` most recently created batches, newest first, in one pipelined read."""
+        if limit < 1:
+            return []
+        batch_ids = self._redis.zrevrange(f"{KEY_PREFIX}batches", 0, limit - 1)
+        pipe = self._redis.pipeline(transaction=False)
+        for batch_id in batch_ids:
+            pipe.hgetall(_batch_key(batch_id))
+        found = zip(batch_ids, pipe.execute(), strict=True)
+        return [summary for b, f in found if (summary := _batch_summary(b, f)) is not None]
 
     def cancel(self, batch_id: str) -> int:
         """Stop a batch: no job of it is submitted from now on. Return how many queued
@@ -841,6 +842,27 @@ def _requeued_key(batch_id: str) -> str:
 
 def _new_job_fields(spec: JobSpec, now: float) -> dict[str | bytes, str | int | float | bytes]:
     return {"spec": spec.to_json(), "state": JobState.QUEUED.value, "attempt": 0, "updated_at": now}
+
+
+def _batch_summary(batch_id: str, fields: Mapping[str, str]) -> BatchSummary | None:
+    if not fields:
+        return None
+    counts = {
+        JobState(name[2:]): int(value)
+        for name, value in fields.items()
+        if name.startswith("n:") and int(value)
+    }
+    return BatchSummary(
+        batch_id=batch_id,
+        total=int(fields.get("total", 0)),
+        counts=counts,
+        cost_credits=float(fields.get("cost_credits", 0.0)),
+        created_at=float(fields.get("created_at", 0.0)),
+        budget_credits=_optional_float(fields.get("budget_credits")),
+        cancelled=fields.get("cancelled") == "1",
+        priority=int(fields.get("priority", DEFAULT_PRIORITY)),
+        source=fields.get("source", ""),
+    )
 
 
 def _record(fields: Mapping[str, str]) -> JobRecord | None:
