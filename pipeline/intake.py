@@ -9,8 +9,9 @@ so its submit task need not decode them again. Nothing is uploaded or recorded b
 all of this has passed.
 
 `create` then uploads local inputs (content-addressed, see `pipeline.inputs`), records
-the jobs in the ledger and stores the validated manifest next to the outputs. `submit`
-is both in one call. Waking the dispatcher is left to the caller.
+the jobs in the ledger, where free provider slots are leased to the first of them at
+once, and stores the validated manifest next to the outputs. `submit` is both in one
+call.
 """
 
 from __future__ import annotations
