@@ -190,12 +190,14 @@ def phase_validate(manifest: str, environ: dict[str, str], rows: int, deadline: 
 
 
 def phase_submit(manifest: str, environ: dict[str, str], rows: int, deadline: float) -> dict:
-    """The whole `run_submit(dry_run=False, wait=False)`, with its three steps timed."""
+    """The whole `run_submit(dry_run=False, wait=False)`, with its two steps timed:
+    `intake.validate` and `intake.create`."""
     import fillpipe.submit as submit
+    from pipeline import intake
 
     splits: dict[str, float] = {}
-    for name in ("_validate", "create_batch", "request_dispatch"):
-        setattr(submit, name, _timed(name, getattr(submit, name), splits))
+    for name in ("validate", "create"):
+        setattr(intake, name, _timed(name, getattr(intake, name), splits))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         submit.run_submit(manifest, environ, submit.SubmitOptions(dry_run=False, wait=False))
@@ -322,8 +324,9 @@ def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
     settings = Settings.from_environ(environ)
     rt = Runtime.from_settings(settings)
     try:
-        summary = rt.ledger.summary(batch_id)
-        listed = sum(1 for _ in rt.ledger.job_ids(batch_id))
+        summary = rt.ledger.batches.summary(batch_id)
+        listed = sum(1 for _ in rt.ledger.jobs.ids(batch_id))
+        submits = sum(entry.task == "submit" for entry in rt.ledger.outbox.waiting())
         manifest = f"s3://{settings.bucket}/outputs/{batch_id}/manifest.jsonl"
         uri = S3Uri.parse(manifest)
         size = rt.storage.client.head_object(Bucket=uri.bucket, Key=uri.key)
@@ -333,8 +336,8 @@ def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
     waiting = summary.counts.get(JobState.QUEUED, 0) if summary else 0
     return (
         f"submit checks: batch {batch_id}: ledger total {total}, {waiting} queued, "
-        f"{listed} job ids in line; queue `{QUEUE_SUBMIT}` {queued} message(s) (the dispatch "
-        f"request: workers then lease slots and send one submit per free slot); "
+        f"{listed} job ids in line; {submits} submits in the outbox (one per free slot); "
+        f"queue `{QUEUE_SUBMIT}` {queued} message(s) (no worker relays them here); "
         f"manifest.jsonl in S3 {size['ContentLength'] / 2**20:.1f} MB"
     )
 
@@ -366,9 +369,8 @@ def report(
     splits = results["submit"].detail.get("splits", {})
     if splits:
         print(
-            "submit steps: validate pass {_validate:.2f} s, create_batch (ledger + "
-            "manifest.jsonl, in line for the dispatcher) {create_batch:.2f} s, "
-            "request_dispatch {request_dispatch:.3f} s".format(**splits)
+            "submit steps: validate pass {validate:.2f} s, create_batch (ledger + "
+            "manifest.jsonl, in line for the dispatcher) {create:.2f} s".format(**splits)
         )
     for line in checks:
         print(line)

@@ -70,8 +70,8 @@ import psutil
 from fillpipe.demo import sample_spec, train_finetune
 from fillpipe.samples import Sample, make_samples
 from fillpipe.stack import EmbeddedStack
-from fillpipe.submit import AUTO_CHECK_INPUTS_MAX_ROWS
 from pipeline.batches import create_batch, new_batch_id
+from pipeline.intake import AUTO_CHECK_INPUTS_MAX_ROWS
 from pipeline.ledger import Ledger
 from pipeline.models import OUTPUT_FORMATS, OutputFormat
 from pipeline.runtime import Runtime

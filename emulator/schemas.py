@@ -1,4 +1,4 @@
-"""The provider's request bodies and query strings, field by field (PROVIDER.md)."""
+"""The provider's request bodies and query strings, field by field (docs/provider.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Batch commands: `status`, `results`, `retry`, `cancel`, and `resume` for the account."""
+"""Batch commands: `status`, `results`, `retry`, `cancel`, `batches`, and `resume` for the
+account. Everything a script reads goes to stdout as plain lines or one JSON document
+(see `fillpipe.output`)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Literal
 
-import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
+from fillpipe.output import (
+    account_json,
+    batch_json,
+    columns,
+    cost_text,
+    data,
+    emit_json,
+    iso_utc,
+    nonzero_counts,
+    progress_console,
+    say,
+)
 from fillpipe.progress import wait_for_batch
 from pipeline.errors import InputError
 from pipeline.ledger import AccountState, BatchSummary, Ledger
@@ -23,6 +32,7 @@ from pipeline.settings import Settings
 from pipeline.states import JobState
 
 ResultFormat = Literal["jsonl", "csv"]
+BATCHES_HEADER = ("batch", "created", "jobs", "states", "credits", "usd", "source")
 
 
 @contextmanager
@@ -49,12 +59,27 @@ def show_status(
     with _ledger(environ) as ledger:
         summary = _require_summary(ledger, batch_id)
         if watch:
-            summary = wait_for_batch(ledger, batch_id, Console(stderr=True), slots=slots)
+            summary = wait_for_batch(ledger, batch_id, progress_console(), slots=slots)
         account = ledger.account.state()
     if as_json:
-        click.echo(json.dumps(summary_json(summary, account, slots)))
+        emit_json(summary_json(summary, account, slots))
     else:
-        Console().print(summary_table(summary, account, slots))
+        for line in summary_lines(summary, account, slots):
+            data(line)
+
+
+def list_batches(environ: Mapping[str, str], *, limit: int, as_json: bool) -> None:
+    """The `limit` most recent batches, newest first: a table or one JSON document."""
+    with _ledger(environ) as ledger:
+        summaries = ledger.batches.recent(limit)
+    if as_json:
+        emit_json({"batches": [batch_json(summary) for summary in summaries]})
+        return
+    if not summaries:
+        say("no batches in this ledger yet (check FILLPIPE_REDIS_URL)")
+        return
+    for line in batches_lines(summaries):
+        data(line)
 
 
 def print_results(batch_id: str, environ: Mapping[str, str], *, fmt: ResultFormat) -> None:
@@ -68,7 +93,7 @@ def print_results(batch_id: str, environ: Mapping[str, str], *, fmt: ResultForma
             writer.writerows(rows)
         else:
             for row in rows:
-                click.echo(json.dumps(row, ensure_ascii=False))
+                data(json.dumps(row, ensure_ascii=False))
 
 
 def retry_batch(batch_id: str, environ: Mapping[str, str]) -> None:
@@ -76,7 +101,7 @@ def retry_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     with _ledger(environ) as ledger:
         _require_summary(ledger, batch_id)
         count = ledger.batches.retry_failed(batch_id)
-    click.echo(f"batch {batch_id}: {count} failed jobs queued again")
+    data(f"batch {batch_id}: {count} failed jobs queued again")
 
 
 def resume_account(environ: Mapping[str, str]) -> None:
@@ -85,9 +110,9 @@ def resume_account(environ: Mapping[str, str]) -> None:
         reason = ledger.account.resume()
         ledger.slots.dispatch()
     if reason is None:
-        click.echo("the provider account was not paused; dispatching anyway")
+        data("the provider account was not paused; dispatching anyway")
     else:
-        click.echo(f"resumed (was paused: {reason})")
+        data(f"resumed (was paused: {reason})")
 
 
 def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
@@ -95,38 +120,46 @@ def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     with _ledger(environ) as ledger:
         _require_summary(ledger, batch_id)
         cancelled = ledger.batches.cancel(batch_id)
-    click.echo(f"batch {batch_id}: {cancelled} queued jobs cancelled; in-flight jobs will finish")
+    data(f"batch {batch_id}: {cancelled} queued jobs cancelled; in-flight jobs will finish")
 
 
 def summary_json(summary: BatchSummary, account: AccountState, slots: int) -> dict[str, object]:
-    return {
-        "batch": summary.batch_id,
-        "total": summary.total,
-        "finished": summary.finished,
-        "done": summary.done,
-        "counts": {state.value: summary.counts.get(state, 0) for state in JobState},
-        "cost_credits": summary.cost_credits,
-        "cost_usd": round(summary.cost_credits / CREDITS_PER_USD, 4),
-        "priority": summary.priority,
-        "cancelled": summary.cancelled,
-        "account": {
-            "slots": slots,
-            "slots_in_use": account.slots_in_use,
-            "paused": account.paused_reason,
-            "cooldown_s": round(account.cooldown_s, 3),
-        },
-    }
+    """`status --json`: the batch (see `batch_json`) and the provider account."""
+    return {**batch_json(summary), "account": account_json(account, slots)}
 
 
-def summary_table(summary: BatchSummary, account: AccountState, slots: int) -> Table:
-    table = Table(title=f"batch {summary.batch_id}: {summary.finished}/{summary.total} finished")
-    table.add_column("state")
-    table.add_column("jobs", justify="right")
-    for state in JobState:
-        table.add_row(state.value, str(summary.counts.get(state, 0)))
-    cost_usd = summary.cost_credits / CREDITS_PER_USD
-    table.caption = (
-        f"cost so far: {summary.cost_credits:g} credits (${cost_usd:.2f}); "
-        f"provider {escape(account.describe(slots))}"
-    )
-    return table
+def summary_lines(summary: BatchSummary, account: AccountState, slots: int) -> list[str]:
+    """`status`: the batch's facts as `name  value` lines, then the jobs in each state."""
+    cost = cost_text(summary.cost_credits)
+    if summary.budget_credits is not None:
+        cost += f"; budget {cost_text(summary.budget_credits)}"
+    facts = [
+        ("batch", summary.batch_id),
+        ("source", summary.source or "(not recorded)"),
+        ("created", iso_utc(summary.created_at)),
+        ("finished", f"{summary.finished}/{summary.total}"),
+        ("cost", cost),
+        ("priority", str(summary.priority)),
+        ("provider", account.describe(slots)),
+    ]
+    if summary.cancelled:
+        facts.append(("cancelled", "yes: no job of it is submitted any more"))
+    states = [(state.value, str(summary.counts.get(state, 0))) for state in JobState]
+    return [*columns(facts), "", *columns(states, right=[1])]
+
+
+def batches_lines(summaries: list[BatchSummary]) -> list[str]:
+    """`batches`: a header, then one aligned line per batch (the source last)."""
+    rows = [
+        (
+            summary.batch_id,
+            iso_utc(summary.created_at),
+            str(summary.total),
+            nonzero_counts(summary) or "-",
+            f"{summary.cost_credits:.2f}",
+            f"{summary.cost_credits / CREDITS_PER_USD:.2f}",
+            summary.source or "-",
+        )
+        for summary in summaries
+    ]
+    return columns([BATCHES_HEADER, *rows], right=[2, 4, 5])

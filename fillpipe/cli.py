@@ -29,6 +29,10 @@ state_dir_option = click.option(
     help="Directory holding the embedded stack's data, logs and stack.env.",
 )
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout instead of lines."
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fillpipe")
@@ -72,18 +76,22 @@ def up(state_dir: Path) -> None:
     help="Where to write the before/after contact sheet.",
 )
 @state_dir_option
-def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
+@json_option
+def demo(jobs: int, out_dir: Path, state_dir: Path, as_json: bool) -> None:
     """Run sample product-photo edits through the whole pipeline.
 
     Makes sample images, masks and a brand finetune, submits them as one batch, waits
-    for every job, prints where the outputs are in S3 and writes a contact sheet.
-    Uses the stack named by the environment (a sourced stack.env), else starts an
-    embedded one for the run.
+    for every job, prints the batch, each job's state and output URI (or error), the
+    results manifest and the contact sheet it writes. Uses the stack named by the
+    environment (a sourced stack.env), else starts an embedded one for the run.
+    Progress goes to stderr; exit code 1 if any job did not end stored.
     """
     from fillpipe.demo import run_demo
 
     _exit_on_known_errors(
-        lambda: run_demo(jobs=jobs, out_dir=out_dir, state_dir=state_dir, environ=os.environ)
+        lambda: run_demo(
+            jobs=jobs, out_dir=out_dir, state_dir=state_dir, environ=os.environ, as_json=as_json
+        )
     )
 
 
@@ -110,6 +118,7 @@ def demo(jobs: int, out_dir: Path, state_dir: Path) -> None:
     help="The batch's share of free provider slots relative to other running batches "
     "(a batch of priority 4 gets 4 slots for every 1 of a priority-1 batch).",
 )
+@json_option
 def submit(
     manifest: str,
     dry_run: bool,
@@ -117,31 +126,54 @@ def submit(
     budget_usd: float | None,
     check_inputs: bool | None,
     priority: int,
+    as_json: bool,
 ) -> None:
     """Validate a manifest (JSON Lines or CSV, local or s3://) and submit it as one batch.
 
     Every row is checked first; if any is wrong, all problems are listed with file,
     line and field, nothing is uploaded or submitted, and the exit code is 2. Local
     image and mask paths are relative to the manifest's folder and are uploaded once,
-    content-addressed. Prints the batch id.
+    content-addressed. Prints the batch id on stdout (with --json: one document with the
+    batch id, rows, whether inputs were checked, the estimate and, with --wait, the final
+    counts); with --wait, exit code 1 unless every job ended stored.
     """
     from fillpipe.submit import SubmitOptions, run_submit
 
-    options = SubmitOptions(dry_run, wait, budget_usd, check_inputs, priority)
+    options = SubmitOptions(dry_run, wait, budget_usd, check_inputs, priority, as_json)
     _exit_on_known_errors(lambda: run_submit(manifest, os.environ, options))
 
 
 @main.command()
 @click.argument("batch")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@json_option
 @click.option(
     "--watch", is_flag=True, help="Show live progress (throughput, ETA, cost) until the batch ends."
 )
 def status(batch: str, as_json: bool, watch: bool) -> None:
-    """Show a batch's jobs by state and its cost so far."""
+    """Show a batch's jobs by state, its cost so far and the provider account's state."""
     from fillpipe.batches import show_status
 
     _exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json, watch=watch))
+
+
+@main.command()
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="How many batches to list.",
+)
+@json_option
+def batches(limit: int, as_json: bool) -> None:
+    """List the most recent batches, newest first.
+
+    For each: its id, when it was created (ISO 8601, UTC), its jobs by state, its cost
+    so far and its source (the manifest's path or s3:// URI, or `demo`).
+    """
+    from fillpipe.batches import list_batches
+
+    _exit_on_known_errors(lambda: list_batches(os.environ, limit=limit, as_json=as_json))
 
 
 @main.command()

@@ -3,7 +3,9 @@
 Uses the stack the environment names (a sourced stack.env), else starts an embedded one
 for the run; trains a small brand finetune on the provider, uploads sample images and
 masks, submits one batch, shows progress, prints where every output is and writes a
-before/after contact sheet.
+before/after contact sheet. Progress and chatter go to stderr; the batch, its jobs, the
+results manifest and the contact sheet go to stdout, as lines or (`as_json`) one JSON
+document.
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
+from fillpipe.output import columns, cost_text, data, emit_json, progress_console, say, usd
 from fillpipe.progress import wait_for_batch
 from fillpipe.samples import (
     Sample,
@@ -31,7 +32,7 @@ from pipeline.errors import ProviderUnavailable
 from pipeline.images import check_in_full
 from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, OutputFormat
 from pipeline.provider import TaskStatus
-from pipeline.reports import write_results
+from pipeline.reports import result_row, write_results
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.states import JobState
@@ -42,66 +43,119 @@ FINETUNE_TIMEOUT_S = 120.0
 POLL_INTERVAL_S = 0.25
 SAMPLE_SIZE_PX = 512
 DEMO_FINETUNE_STRENGTH = 1.2
+DEMO_SOURCE = "demo"
 EXIT_FAILURE = 1
 
 
-def run_demo(*, jobs: int, out_dir: Path, state_dir: Path, environ: Mapping[str, str]) -> None:
-    """Run `jobs` sample edits; raise `SystemExit(1)` if any does not end stored."""
-    console = Console()
-    with _stack_env(state_dir, environ, console) as env:
+@dataclass(frozen=True)
+class DemoRun:
+    """What a demo run made: its finetune, batch, jobs, results manifest and sheet."""
+
+    finetune_id: str
+    batch_id: str
+    records: list[JobRecord]
+    results_uri: str
+    contact_sheet: Path
+
+    @property
+    def failed(self) -> int:
+        return sum(record.state is not JobState.STORED for record in self.records)
+
+
+def run_demo(
+    *, jobs: int, out_dir: Path, state_dir: Path, environ: Mapping[str, str], as_json: bool = False
+) -> None:
+    """Run `jobs` sample edits, print what they made; raise `SystemExit(1)` if any job
+    does not end stored."""
+    with _stack_env(state_dir, environ) as env:
         rt = Runtime.from_settings(Settings.from_environ(env))
         try:
-            failed = _run(rt, jobs=jobs, out_dir=out_dir, console=console)
+            run = _run(rt, jobs=jobs, out_dir=out_dir)
         finally:
             rt.close()
-    if failed:
+    if as_json:
+        emit_json(demo_json(run))
+    else:
+        for line in demo_lines(run):
+            data(line)
+    if run.failed:
         raise SystemExit(EXIT_FAILURE)
 
 
 @contextlib.contextmanager
-def _stack_env(
-    state_dir: Path, environ: Mapping[str, str], console: Console
-) -> Iterator[Mapping[str, str]]:
+def _stack_env(state_dir: Path, environ: Mapping[str, str]) -> Iterator[Mapping[str, str]]:
     """The environment of a running stack: the caller's, else an embedded one's."""
     if environ.get("FILLPIPE_REDIS_URL"):
-        console.print("Using the stack named by the environment.")
+        say("Using the stack named by the environment.")
         yield environ
         return
-    console.print(f"Starting the embedded stack in {state_dir} …")
+    say(f"Starting the embedded stack in {state_dir} …")
     with EmbeddedStack(state_dir, environ) as stack:
         yield {**environ, **stack.env}
 
 
-def _run(rt: Runtime, *, jobs: int, out_dir: Path, console: Console) -> int:
-    finetune_id = _train_finetune(rt, console)
+def _run(rt: Runtime, *, jobs: int, out_dir: Path) -> DemoRun:
+    finetune_id = _train_finetune(rt)
     batch_id = new_batch_id(rt.clock)
     samples = make_samples(jobs, size_px=SAMPLE_SIZE_PX)
     specs = [
         sample_spec(rt, batch_id, sample, finetune_id, index)
         for index, sample in enumerate(samples, start=1)
     ]
-    create_batch(rt, batch_id, specs, source="demo")
-    console.print(f"Batch [bold]{batch_id}[/bold]: {len(specs)} jobs submitted.")
+    create_batch(rt, batch_id, specs, source=DEMO_SOURCE)
+    say(f"Batch {batch_id}: {len(specs)} jobs submitted.")
     wait_for_batch(
         rt.ledger,
         batch_id,
-        console,
+        progress_console(),
         timeout_s=DEMO_TIMEOUT_S,
         slots=rt.settings.provider_slots,
     )
     records = list(rt.ledger.jobs.of_batch(batch_id))
     results_uri = write_results(rt, batch_id)
-    console.print(_summary_table(records))
-    console.print(f"Results manifest: {results_uri}")
     sheet = _write_contact_sheet(rt, samples, records, out_dir / f"contact-sheet-{batch_id}.png")
-    console.print(f"Contact sheet: [bold]{sheet}[/bold]")
-    return sum(record.state is not JobState.STORED for record in records)
+    return DemoRun(finetune_id, batch_id, records, str(results_uri), sheet)
 
 
-def _train_finetune(rt: Runtime, console: Console) -> str:
-    with console.status("Training the demo brand finetune …"):
+def demo_json(run: DemoRun) -> dict[str, object]:
+    """`demo --json`: the run as one document; each job as `fillpipe results` shows it."""
+    cost = sum(record.cost_credits or 0.0 for record in run.records)
+    return {
+        "batch": run.batch_id,
+        "finetune": run.finetune_id,
+        "jobs": [result_row(record) for record in run.records],
+        "stored": len(run.records) - run.failed,
+        "failed": run.failed,
+        "cost_credits": cost,
+        "cost_usd": usd(cost),
+        "results": run.results_uri,
+        "contact_sheet": str(run.contact_sheet),
+    }
+
+
+def demo_lines(run: DemoRun) -> list[str]:
+    """`demo`: the batch, one aligned line per job (output URI or error last), the
+    results manifest and the contact sheet."""
+    cost = sum(record.cost_credits or 0.0 for record in run.records)
+    stored = len(run.records) - run.failed
+    jobs = [("job", "state", "credits", "output or error")]
+    for record in run.records:
+        row = result_row(record)
+        credits = "" if record.cost_credits is None else f"{record.cost_credits:g}"
+        jobs.append((row["id"], row["state"], credits, row["output"] or row["error"] or ""))
+    return [
+        f"batch {run.batch_id}: {stored}/{len(run.records)} stored, {cost_text(cost)}",
+        f"finetune {run.finetune_id}",
+        *columns(jobs, right=[2]),
+        f"results manifest {run.results_uri}",
+        f"contact sheet {run.contact_sheet}",
+    ]
+
+
+def _train_finetune(rt: Runtime) -> str:
+    with progress_console().status("Training the demo brand finetune …"):
         finetune_id = train_finetune(rt)
-    console.print(f"Finetune [bold]{finetune_id}[/bold] is ready.")
+    say(f"Finetune {finetune_id} is ready.")
     return finetune_id
 
 
@@ -161,23 +215,6 @@ def sample_spec(
         tags=dict(tags or {"demo": "true"}),
         checked_inputs=checked_inputs,
     )
-
-
-def _summary_table(records: Sequence[JobRecord]) -> Table:
-    table = Table(title="fillpipe demo")
-    table.add_column("job")
-    table.add_column("state")
-    table.add_column("output", overflow="fold")
-    table.add_column("credits", justify="right")
-    for record in records:
-        stored = record.state is JobState.STORED
-        table.add_row(
-            record.ref.job_id,
-            record.state.value,
-            record.spec.output_uri if stored else (record.error or ""),
-            "" if record.cost_credits is None else f"{record.cost_credits:g}",
-        )
-    return table
 
 
 def _write_contact_sheet(

@@ -42,6 +42,7 @@ def create_batch(
 ) -> int:
     """Record every job as queued and store the validated manifest; return the count.
     Free provider slots are leased to the batch's first jobs as it is recorded.
+    `source` says where the batch came from (a manifest's path or URI, "demo").
 
     `specs` is consumed once, as a stream: the manifest is spooled to a temporary file
     (on disk past `MANIFEST_SPOOL_BYTES`), never held whole in memory.

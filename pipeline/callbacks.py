@@ -1,6 +1,6 @@
 """What a provider callback body says, parsed only after the body has been verified.
 
-The provider sends one of two shapes (PROVIDER.md, "Webhooks"):
+The provider sends one of two shapes (docs/provider.md, "Webhooks"):
 
     {"task_id": …, "status": "SUCCESS" | "processing" | "FAILED" | …, "result": {…}}
     {"id": …, "status": "Ready" | "Pending" | "Error" | …, "result": {…}}

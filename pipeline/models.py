@@ -27,7 +27,7 @@ class Range:
         return isinstance(value, int | float) and self.low <= value <= self.high
 
 
-# The provider's ranges and defaults (PROVIDER.md, submit table).
+# The provider's ranges and defaults (docs/provider.md, "Submitting").
 FINETUNE_STRENGTH = Range(0, 2)
 STEPS = Range(15, 50)
 GUIDANCE = Range(1.5, 100)

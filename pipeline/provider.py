@@ -1,7 +1,7 @@
 """The provider client: submit an edit, read a task's result.
 
 Errors are translated at this boundary into `pipeline.errors` by what the caller should
-do (PROVIDER.md, "Client retry policy"): a connect error is safe to repeat; a 5xx or a
+do (docs/provider.md, "Retrying"): a connect error is safe to repeat; a 5xx or a
 read timeout on the paid POST is ambiguous and must not be repeated blindly; 429 carries
 Retry-After; 402 means no credits; 4xx with a message is permanent.
 

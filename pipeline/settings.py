@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +34,7 @@ PROVIDER_FLAVORS: tuple[ProviderFlavor, ...] = ("bfl", "cometapi")
 LostResultPolicy = Literal["fail", "resubmit"]
 LOST_RESULT_POLICIES: tuple[LostResultPolicy, ...] = ("fail", "resubmit")
 T = TypeVar("T", bound=str)
+_N = TypeVar("_N", int, float)
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
@@ -141,7 +142,7 @@ class Settings:
             aws_access_key_id=env.raw("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=_maybe_secret(env.raw("AWS_SECRET_ACCESS_KEY")),
             bucket=env.optional("BUCKET") or DEFAULT_BUCKET,
-            provider_flavor=env.flavor(),
+            provider_flavor=env.choice("PROVIDER_FLAVOR", PROVIDER_FLAVORS),
             provider_slots=env.integer("PROVIDER_SLOTS", DEFAULT_PROVIDER_SLOTS, minimum=1),
             result_hosts=env.csv("RESULT_HOSTS") or DEFAULT_RESULT_HOSTS,
             callback_token_max_age_s=env.integer(
@@ -175,6 +176,11 @@ def _maybe_secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
 
 
+def _shown(number: float) -> str:
+    """A bound as messages show it: `60` for a whole number, `0.1` for a fraction."""
+    return str(number) if isinstance(number, int) else f"{number:g}"
+
+
 class _Env:
     """Reads `FILLPIPE_*` names from a mapping and collects every problem before raising."""
 
@@ -202,29 +208,28 @@ class _Env:
         return tuple(item.strip() for item in value.split(",") if item.strip())
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
-        value = self.optional(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            self._problems.append(f"{PREFIX}{name} must be a whole number, got {value!r}")
-            return default
-        if number < minimum:
-            self._problems.append(f"{PREFIX}{name} must be at least {minimum}, got {number}")
-        return number
+        return self._bounded(name, default, minimum, int, "a whole number")
 
     def number(self, name: str, default: float, *, minimum: float) -> float:
+        return self._bounded(name, default, minimum, float, "a number")
+
+    def _bounded(
+        self, name: str, default: _N, minimum: _N, parse: Callable[[str], _N], noun: str
+    ) -> _N:
+        """The one parser of numeric settings: `parse`d, at least `minimum` (NaN is not)."""
         value = self.optional(name)
         if value is None:
             return default
         try:
-            number = float(value)
+            number = parse(value)
         except ValueError:
-            self._problems.append(f"{PREFIX}{name} must be a number, got {value!r}")
+            self._problems.append(f"{PREFIX}{name} must be {noun}, got {value!r}")
             return default
         if not number >= minimum:
-            self._problems.append(f"{PREFIX}{name} must be at least {minimum:g}, got {value}")
+            self._problems.append(
+                f"{PREFIX}{name} must be at least {_shown(minimum)}, "
+                f"got {number if isinstance(number, int) else value}"
+            )
         return number
 
     def boolean(self, name: str, *, default: bool) -> bool:
@@ -258,16 +263,6 @@ class _Env:
                 return option
         self._problems.append(f"{PREFIX}{name} must be one of {', '.join(allowed)}, got {value!r}")
         return allowed[0]
-
-    def flavor(self) -> ProviderFlavor:
-        value = (self.optional("PROVIDER_FLAVOR") or "bfl").lower()
-        for flavor in PROVIDER_FLAVORS:
-            if value == flavor:
-                return flavor
-        self._problems.append(
-            f"{PREFIX}PROVIDER_FLAVOR must be one of {', '.join(PROVIDER_FLAVORS)}, got {value!r}"
-        )
-        return "bfl"
 
     def signing_keys(self) -> tuple[Secret, ...]:
         """Comma-separated, newest first: the first key signs, every key verifies."""

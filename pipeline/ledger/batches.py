@@ -97,6 +97,8 @@ class BatchStore:
 
     def recent(self, limit: int) -> list[BatchSummary]:
         """The `limit` most recently created batches, newest first."""
+        if limit < 1:
+            return []
         batch_ids = self._redis.zrevrange(self._keys.batches, 0, limit - 1)
         pipe = self._redis.pipeline(transaction=False)
         for batch_id in batch_ids:

@@ -114,3 +114,36 @@ def test_require_signature_must_be_a_boolean():
     env = {**BASE, "FILLPIPE_REQUIRE_SIGNATURE": "sometimes"}
     with pytest.raises(ConfigError, match="FILLPIPE_REQUIRE_SIGNATURE must be true or false"):
         Settings.from_environ(env)
+
+
+def test_choices_are_read_in_any_case_and_wrong_ones_listed():
+    settings = Settings.from_environ({**BASE, "FILLPIPE_ON_LOST_RESULT": "Resubmit"})
+    assert settings.on_lost_result == "resubmit"
+    assert Settings.from_environ(BASE).on_lost_result == "fail"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_environ({**BASE, "FILLPIPE_ON_LOST_RESULT": "Retry"})
+    assert "FILLPIPE_ON_LOST_RESULT must be one of fail, resubmit, got 'retry'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("PRICE_CREDITS_PER_MP", "cheap", "must be a number, got 'cheap'"),
+        ("PRICE_CREDITS_PER_MP", "-1.5", "must be at least 0, got -1.5"),
+        ("PRICE_CREDITS_PER_MP", "nan", "must be at least 0, got nan"),
+        ("CALLBACK_LATE_S", "0.05", "must be at least 0.1, got 0.05"),
+        ("RESULT_MAX_BYTES", "1.5", "must be a whole number, got '1.5'"),
+        ("RESULT_MAX_BYTES", "100", "must be at least 1024, got 100"),
+        ("PROVIDER_SLOTS", "0", "must be at least 1, got 0"),
+    ],
+)
+def test_numbers_are_parsed_and_bounded(name, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_environ({**BASE, f"FILLPIPE_{name}": value})
+    assert f"FILLPIPE_{name} {expected}" in str(caught.value)
+
+
+def test_numbers_in_range_are_read():
+    env = {**BASE, "FILLPIPE_PRICE_CREDITS_PER_MP": "5.5", "FILLPIPE_RESULT_MAX_BYTES": "1024"}
+    settings = Settings.from_environ(env)
+    assert (settings.price_credits_per_mp, settings.result_max_bytes) == (5.5, 1024)
