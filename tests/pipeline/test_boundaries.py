@@ -10,6 +10,7 @@ pytestmark = pytest.mark.timeout(10)
 
 FORBIDDEN = ("celery", "kombu", "starlette", "uvicorn", "click", "rich")
 OURS_ABOVE = ("workers", "webhook_receiver", "fillpipe", "emulator")
+PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -24,8 +25,8 @@ def imported_roots(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    sorted(Path(__file__).resolve().parents[2].joinpath("pipeline").glob("*.py")),
-    ids=lambda path: path.name,
+    sorted(PIPELINE.rglob("*.py")),
+    ids=lambda path: path.relative_to(PIPELINE).as_posix(),
 )
 def test_pipeline_imports_no_framework_and_nothing_built_on_it(module):
     assert not imported_roots(module) & {*FORBIDDEN, *OURS_ABOVE}
