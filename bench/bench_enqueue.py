@@ -14,47 +14,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import multiprocessing
 import resource
-import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
+from bench.enqueue_inputs import HOST, embedded_servers, job_id, upload_inputs, write_manifest
 
-HOST = "127.0.0.1"
-BUCKET = "fillpipe"
 QUEUE_SUBMIT = "submit"
-INPUT_PAIRS = 4
-IMAGE_SIZE = 64
-STARTUP_TIMEOUT_S = 60.0
 # How long past the time cap a phase process may take to report before it is stopped.
 REPORT_GRACE_S = 30.0
 POLL_INTERVAL_S = 0.5
 TARGET_ROWS_PER_S = 5000.0
 TARGET_PEAK_RSS_MB = 300.0
-FINETUNE_ID = "acme-brand-v3"
-PROMPTS = (
-    "a matte terracotta glaze with soft studio light",
-    "brushed stainless steel, subtle reflections, clean white backdrop",
-    "a linen tablecloth in warm beige, morning sunlight",
-    "deep forest green velvet, soft shadows",
-    "polished walnut wood grain, product photography",
-    "pastel pink ceramic with a speckled finish",
-    "a marble countertop with faint grey veins",
-    "recycled kraft paper packaging with the brand logo",
-    "frosted glass with a gentle gradient, high key lighting",
-    "navy blue denim texture, crisp detail",
-    "a sandy beach at golden hour, shallow depth of field",
-    "spring flowers scattered around the product, soft focus",
-)
-MARKETS = ("us", "uk", "de", "fr", "jp")
 
 
 @dataclass
@@ -70,105 +47,6 @@ class PhaseResult:
     @property
     def rate(self) -> float:
         return self.rows / self.elapsed_s if self.elapsed_s else 0.0
-
-
-# ---------------------------------------------------------------------- the servers
-
-
-@contextlib.contextmanager
-def embedded_servers(root: Path) -> Iterator[dict[str, str]]:
-    """Valkey and SeaweedFS S3 on loopback; yields the settings environ; stops both."""
-    from fillpipe.servers import S3Credentials, SeaweedS3Server, ValkeyServer
-
-    valkey = ValkeyServer(root / "valkey", root / "valkey.log", environ=_hermetic_environ())
-    s3 = SeaweedS3Server(
-        root / "s3",
-        root / "s3.log",
-        credentials=S3Credentials.load_or_create(root / "s3-credentials"),
-        bucket=BUCKET,
-        environ=_hermetic_environ(),
-    )
-    try:
-        valkey.start(timeout_s=STARTUP_TIMEOUT_S)
-        s3.start(timeout_s=STARTUP_TIMEOUT_S)
-        yield {
-            **s3.env,
-            "FILLPIPE_REDIS_URL": valkey.url,
-            "FILLPIPE_PROVIDER_URL": f"http://{HOST}:9",
-            "FILLPIPE_PROVIDER_KEY": "bench-key",
-            "FILLPIPE_PUBLIC_URL": f"http://{HOST}:9",
-            "FILLPIPE_SIGNING_KEY": secrets.token_urlsafe(32),
-        }
-    finally:
-        s3.stop()
-        valkey.stop()
-
-
-def _hermetic_environ() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith(("FILLPIPE_", "AWS_"))}
-
-
-# ------------------------------------------------------------------------ the inputs
-
-
-def upload_inputs(environ: dict[str, str]) -> list[tuple[str, str]]:
-    """`INPUT_PAIRS` small PNG image+mask pairs in S3; their s3:// URIs."""
-    from pipeline.settings import Settings
-    from pipeline.storage import S3Uri, Storage
-
-    storage = Storage.from_settings(Settings.from_environ(environ))
-    pairs = []
-    for index in range(INPUT_PAIRS):
-        image_uri = f"s3://{BUCKET}/inputs/bench/photo-{index}.png"
-        mask_uri = f"s3://{BUCKET}/inputs/bench/photo-{index}-mask.png"
-        storage.write(S3Uri.parse(image_uri), _png(_photo(index)), content_type="image/png")
-        storage.write(S3Uri.parse(mask_uri), _png(_mask()), content_type="image/png")
-        pairs.append((image_uri, mask_uri))
-    return pairs
-
-
-def _photo(index: int) -> Image.Image:
-    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (40 * index, 120, 200 - 30 * index))
-    ImageDraw.Draw(image).ellipse((16, 16, 48, 48), fill=(230, 230, 230))
-    return image
-
-
-def _mask() -> Image.Image:
-    mask = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
-    ImageDraw.Draw(mask).rectangle((16, 16, 48, 48), fill=255)
-    return mask
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def write_manifest(path: Path, rows: int, pairs: list[tuple[str, str]]) -> int:
-    """A JSONL manifest of `rows` edits over `pairs`; its size in bytes."""
-    with path.open("w", encoding="utf-8") as file:
-        for number in range(rows):
-            image, mask = pairs[number % len(pairs)]
-            row = {
-                "id": job_id(number),
-                "image": image,
-                "mask": mask,
-                "prompt": PROMPTS[number % len(PROMPTS)],
-                "finetune_id": FINETUNE_ID,
-                "finetune_strength": 1.2,
-                "seed": number,
-                "output_format": "jpeg" if number % 3 else "png",
-                "tags": {"campaign": "spring-2026", "market": MARKETS[number % len(MARKETS)]},
-            }
-            file.write(json.dumps(row) + "\n")
-    return path.stat().st_size
-
-
-def job_id(number: int) -> str:
-    return f"sku-{number:07d}"
 
 
 # ------------------------------------------------------------ the phases (in a child)
@@ -342,23 +220,35 @@ def check_submit(environ: dict[str, str], result: PhaseResult) -> str:
     )
 
 
+PHASE_NAMES = {
+    "validate": "validate_rows only",
+    "submit": "fillpipe submit (whole)",
+    "send_task": "celery send_task (raw)",
+}
+
+
 def report(
     results: dict[str, PhaseResult],
     checks: list[str],
     args: argparse.Namespace,
     manifest_bytes: int,
 ) -> None:
+    """The phases' table, the submit's steps, the checks, then the targets."""
     print(
         f"enqueue bench: {args.rows}-row JSONL manifest ({manifest_bytes / 2**20:.1f} MB, "
         f"inputs in S3), Valkey + SeaweedFS on {HOST}, time cap {args.time_cap_s:g} s"
     )
+    print_phases(results)
+    print_submit_steps(results["submit"].detail.get("splits", {}))
+    for line in checks:
+        print(line)
+    print_targets(results["submit"], results["send_task"])
+
+
+def print_phases(results: dict[str, PhaseResult]) -> None:
+    """One line per phase: rows, time, rate, peak RSS, and whether it stopped or failed."""
     print(f"{'':28}{'rows':>8}{'time s':>9}{'rows/s':>10}{'peak RSS MB':>13}")
-    names = {
-        "validate": "validate_rows only",
-        "submit": "fillpipe submit (whole)",
-        "send_task": "celery send_task (raw)",
-    }
-    for phase, name in names.items():
+    for phase, name in PHASE_NAMES.items():
         result = results[phase]
         flag = "  (stopped at the time cap)" if result.capped else ""
         flag += f"  ERROR {result.detail['error']}" if "error" in result.detail else ""
@@ -366,15 +256,19 @@ def report(
             f"{name:28}{result.rows:>8}{result.elapsed_s:>9.2f}{result.rate:>10.0f}"
             f"{result.peak_rss_mb:>13.1f}{flag}"
         )
-    splits = results["submit"].detail.get("splits", {})
+
+
+def print_submit_steps(splits: dict[str, float]) -> None:
+    """The time of the submit's two steps, when it got through them."""
     if splits:
         print(
             "submit steps: validate pass {validate:.2f} s, create_batch (ledger + "
             "manifest.jsonl, in line for the dispatcher) {create:.2f} s".format(**splits)
         )
-    for line in checks:
-        print(line)
-    submit, raw = results["submit"], results["send_task"]
+
+
+def print_targets(submit: PhaseResult, raw: PhaseResult) -> None:
+    """The submit's rate and peak RSS against their targets, and its rate beside Celery's."""
     rate_ok = "met" if submit.rate >= TARGET_ROWS_PER_S else "NOT met"
     rss_ok = "met" if submit.peak_rss_mb <= TARGET_PEAK_RSS_MB else "NOT met"
     print(
