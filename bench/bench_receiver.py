@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 30.0
@@ -271,7 +272,7 @@ def report(name: str, count: int, elapsed: float, statuses: dict[int, int]) -> f
     return rate
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--duplicates", type=float, default=0.2, help="share of extra repeats")
@@ -281,14 +282,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-profile", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--bare-port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The bench, or (with the hidden flags) one of the servers it starts."""
+    args = parse_args(argv)
     if args.serve_port:
         serve(args.serve_port, args.serve_profile)
         return
     if args.bare_port:
         bare_responder(args.bare_port)
         return
+    measure(args)
 
+
+def measure(args: argparse.Namespace) -> None:
+    """Valkey in a temporary dir, the jobs and their callbacks, the loads, then the checks."""
     from fillpipe.servers import ValkeyServer
     from pipeline.settings import Settings
 
@@ -296,14 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         valkey = ValkeyServer(Path(tmp) / "valkey", Path(tmp) / "valkey.log")
         valkey.start(timeout_s=30)
         try:
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("FILLPIPE_")},
-                "FILLPIPE_REDIS_URL": valkey.url,
-                "FILLPIPE_PROVIDER_URL": f"http://{HOST}:1",
-                "FILLPIPE_PROVIDER_KEY": secrets.token_urlsafe(16),
-                "FILLPIPE_PUBLIC_URL": f"http://{HOST}:1",
-                "FILLPIPE_SIGNING_KEY": secrets.token_urlsafe(48),
-            }
+            env = bench_environ(valkey.url)
             settings = Settings.from_environ(env)
             prepared = time.perf_counter()
             ledger, refs = prepare_jobs(settings, args.jobs)
@@ -313,41 +316,74 @@ def main(argv: list[str] | None = None) -> None:
                 f"duplicate callbacks), one uvicorn worker, {args.connections} keep-alive "
                 f"connections, prepared in {time.perf_counter() - prepared:.1f} s"
             )
-            port = free_port()
-            server_args = ["--serve-port", str(port)]
-            if args.profile:
-                server_args += ["--serve-profile", str(args.profile.resolve())]
-            server = start(server_args, env)
-            try:
-                wait_until_up(port, server)
-                print(f"{'':<34}{'requests':>9}{'time s':>9}{'req/s':>10}   answers")
-                elapsed, statuses = run_load(port, callbacks, args.connections)
-                verified = report("verified callbacks (+dedupe)", len(callbacks), elapsed, statuses)
-                plain_body = b'{"task_id":"x","status":"SUCCESS"}'
-                plain = [
-                    request_bytes(PLAIN_PATH, plain_body, {"content-type": "application/json"})
-                ] * len(callbacks)
-                elapsed, statuses = run_load(port, plain, args.connections)
-                baseline = report("plain Starlette POST", len(plain), elapsed, statuses)
-            finally:
-                stop(server)
+            verified, baseline, plain = load_receiver(args, env, callbacks)
             if not args.no_ceiling:
-                bare_port = free_port()
-                bare = start(["--bare-port", str(bare_port)], env)
-                try:
-                    wait_until_up(bare_port, bare)
-                    elapsed, statuses = run_load(bare_port, plain, args.connections)
-                    report("generator ceiling (bare asyncio)", len(plain), elapsed, statuses)
-                finally:
-                    stop(bare)
-            queued = sum(entry.task == "collect" for entry in ledger.outbox.waiting())
-            print(f"check: collects queued in the outbox {queued} (one per job: {args.jobs})")
-            met = "met" if verified >= TARGET_PER_S else "NOT met"
-            print(f"target: {verified:.0f} verified callbacks/s vs >= {TARGET_PER_S:.0f} ({met})")
-            print(f"verified / plain = {verified / baseline:.2f}x" if baseline else "")
+                load_bare_responder(args, env, plain)
+            print_checks(args, ledger, verified, baseline)
             ledger.close()
         finally:
             valkey.stop()
+
+
+def bench_environ(redis_url: str) -> dict[str, str]:
+    """This process's environment without FILLPIPE_* settings, plus the bench's own."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FILLPIPE_")},
+        "FILLPIPE_REDIS_URL": redis_url,
+        "FILLPIPE_PROVIDER_URL": f"http://{HOST}:1",
+        "FILLPIPE_PROVIDER_KEY": secrets.token_urlsafe(16),
+        "FILLPIPE_PUBLIC_URL": f"http://{HOST}:1",
+        "FILLPIPE_SIGNING_KEY": secrets.token_urlsafe(48),
+    }
+
+
+def load_receiver(
+    args: argparse.Namespace, env: dict[str, str], callbacks: list[bytes]
+) -> tuple[float, float, list[bytes]]:
+    """The callbacks, then as many plain POSTs, at the receiver's server.
+
+    Returns the verified and the plain rates (requests per second) and the plain requests.
+    """
+    port = free_port()
+    server_args = ["--serve-port", str(port)]
+    if args.profile:
+        server_args += ["--serve-profile", str(args.profile.resolve())]
+    server = start(server_args, env)
+    try:
+        wait_until_up(port, server)
+        print(f"{'':<34}{'requests':>9}{'time s':>9}{'req/s':>10}   answers")
+        elapsed, statuses = run_load(port, callbacks, args.connections)
+        verified = report("verified callbacks (+dedupe)", len(callbacks), elapsed, statuses)
+        plain_body = b'{"task_id":"x","status":"SUCCESS"}'
+        plain = [request_bytes(PLAIN_PATH, plain_body, {"content-type": "application/json"})] * len(
+            callbacks
+        )
+        elapsed, statuses = run_load(port, plain, args.connections)
+        baseline = report("plain Starlette POST", len(plain), elapsed, statuses)
+    finally:
+        stop(server)
+    return verified, baseline, plain
+
+
+def load_bare_responder(args: argparse.Namespace, env: dict[str, str], plain: list[bytes]) -> None:
+    """The plain POSTs at the bare asyncio responder: the load generator's own ceiling."""
+    bare_port = free_port()
+    bare = start(["--bare-port", str(bare_port)], env)
+    try:
+        wait_until_up(bare_port, bare)
+        elapsed, statuses = run_load(bare_port, plain, args.connections)
+        report("generator ceiling (bare asyncio)", len(plain), elapsed, statuses)
+    finally:
+        stop(bare)
+
+
+def print_checks(args: argparse.Namespace, ledger: Any, verified: float, baseline: float) -> None:
+    """One collect queued per job, the verified rate against its target, and beside plain."""
+    queued = sum(entry.task == "collect" for entry in ledger.outbox.waiting())
+    print(f"check: collects queued in the outbox {queued} (one per job: {args.jobs})")
+    met = "met" if verified >= TARGET_PER_S else "NOT met"
+    print(f"target: {verified:.0f} verified callbacks/s vs >= {TARGET_PER_S:.0f} ({met})")
+    print(f"verified / plain = {verified / baseline:.2f}x" if baseline else "")
 
 
 if __name__ == "__main__":
