@@ -3,9 +3,9 @@
 1. Structure: OpenCV's Telea inpainting continues the surrounding image into the hole.
    It runs on the hole's bounding box only, and a hole of more than
    `STRUCTURE_MAX_HOLE_PX` pixels is filled at a reduced scale and enlarged: Telea costs
-   about 1.5 us per hole pixel (a 140k-pixel hole of a 1 MP image took 260 ms, CPU the
-   emulator took from the pipeline under test on the same machine), and its fill is
-   smooth, so the enlarged fill looks alike under the texture.
+   about 1.5 us per hole pixel, CPU the emulator takes from the pipeline under test on
+   the same machine, and its fill is smooth, so the enlarged fill looks alike under the
+   texture.
 2. Prompt: a tint whose hue comes from a SHA-256 of the prompt (stable across runs,
    unlike `hash()`).
 3. Seed: a seeded texture, smooth blotches plus grain; more `steps` give more grain.

@@ -134,10 +134,10 @@ def _resolve(resolver: Resolver, host: str, port: int) -> list[IpAddress]:
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport with its connection pool on the guarded network backend.
 
-    httpx 0.28 takes no network backend (encode/httpx PR #3749 would add one), so the
-    pool it built is replaced by an identical one on ours; httpcore's `ConnectionPool`
-    and `NetworkBackend` are public API. `tests/pipeline/test_delivery.py` proves the
-    swap still holds (a loopback server behind an allowed name is never reached).
+    httpx 0.28 takes no network backend, so the pool it built is replaced by an identical
+    one on ours; httpcore's `ConnectionPool` and `NetworkBackend` are public API.
+    `tests/pipeline/test_delivery.py` proves the swap still holds (a loopback server
+    behind an allowed name is never reached).
     """
 
     def __init__(self, backend: httpcore.NetworkBackend) -> None:
