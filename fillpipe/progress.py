@@ -34,6 +34,19 @@ class ThroughputColumn(ProgressColumn):
         return Text("" if speed is None else f"{speed * 60:.0f} jobs/min", style="cyan")
 
 
+_COLUMNS = (
+    TextColumn("[progress.description]{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    ThroughputColumn(),
+    TextColumn("ETA"),
+    TimeRemainingColumn(),
+    TextColumn("elapsed"),
+    TimeElapsedColumn(),
+    TextColumn("{task.fields[cost]}"),
+)
+
+
 def wait_for_batch(
     ledger: Ledger,
     batch_id: str,
@@ -44,23 +57,10 @@ def wait_for_batch(
 ) -> BatchSummary:
     """Show progress until every job of the batch has ended; return the final counts."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        ThroughputColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[cost]}"),
-    )
-    with Progress(*columns, console=console) as progress:
+    with Progress(*_COLUMNS, console=console) as progress:
         bar = progress.add_task("waiting", total=None, cost="")
         while True:
-            summary = ledger.batches.summary(batch_id)
-            if summary is None:
-                raise FillpipeError(f"batch {batch_id} is not in the ledger")
+            summary = _summary(ledger, batch_id)
             progress.update(
                 bar,
                 total=summary.total,
@@ -76,6 +76,13 @@ def wait_for_batch(
                     f"see `fillpipe status {batch_id}`"
                 )
             time.sleep(POLL_INTERVAL_S)
+
+
+def _summary(ledger: Ledger, batch_id: str) -> BatchSummary:
+    summary = ledger.batches.summary(batch_id)
+    if summary is None:
+        raise FillpipeError(f"batch {batch_id} is not in the ledger")
+    return summary
 
 
 def describe_counts(summary: BatchSummary, ledger: Ledger, slots: int | None) -> str:
