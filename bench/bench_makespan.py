@@ -37,6 +37,7 @@ import json
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,9 @@ from pipeline.settings import Settings
 SAMPLES = 6  # distinct image + mask pairs, reused across a case's rows
 JITTER_SHARE = 0.1  # the emulator draws each latency uniformly within ± this share
 BATCH_ID = re.compile(r"b\d{8}-[0-9a-f]+")
-SUBMIT_TIMEOUT_S = 1800.0
+# Enough for every case of any run: 1 MP costs 8 credits, and the default is 1000.
+EMULATOR_CREDITS = 100_000_000
+SUBMIT_TIMEOUT_WAVES = 10  # `fillpipe submit --wait` gives up after 10x the ideal makespan
 SETTLE_S = 2.0  # between runs, so that one run's stragglers do not land in the next
 GAP_P50_MARGIN_MS = 10.0  # fillpipe's gap p50 may exceed the script's by this much
 GAP_P99_FACTOR = 1.5  # ... its gap p99 by this factor
@@ -105,11 +108,14 @@ class Run:
 def main() -> None:
     args = parse_args()
     started = time.monotonic()
+    # On SIGTERM, unwind as on Ctrl-C, so that the stack's servers are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FILLPIPE_", "AWS_"))}
     # The account's slot count is what a user configures for their account, not a knob.
     environ = {**base, "FILLPIPE_PROVIDER_SLOTS": str(args.slots)}
     emulator_env = {
         "FILLPIPE_EMULATOR_MAX_ACTIVE_TASKS": str(args.slots),
+        "FILLPIPE_EMULATOR_INITIAL_CREDITS": str(EMULATOR_CREDITS),
         "FILLPIPE_EMULATOR_LATENCY_BASE_S": str(args.latency_s),
         "FILLPIPE_EMULATOR_LATENCY_PER_MP_S": "0",
         "FILLPIPE_EMULATOR_LATENCY_JITTER_S": str(args.latency_s * JITTER_SHARE),
@@ -195,7 +201,7 @@ class Bench:
         processes = {name: psutil.Process(pid) for name, pid in self.stack.pids.items()}
         cpu_before = {name: cpu_s(process) for name, process in processes.items()}
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        batch_id, wall_s = self.submit(manifest)
+        batch_id, wall_s = self.submit(manifest, case.jobs)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_ms = {
             name: (cpu_s(process) - cpu_before[name]) / case.jobs * 1000
@@ -214,9 +220,11 @@ class Bench:
             - (children_before.ru_utime + children_before.ru_stime),
         )
 
-    def submit(self, manifest: Path) -> tuple[str, float]:
+    def submit(self, manifest: Path, jobs: int) -> tuple[str, float]:
         """`fillpipe submit MANIFEST --wait` as a user runs it: its batch id, wall time."""
         command = [sys.executable, "-m", "fillpipe", "submit", str(manifest), "--wait"]
+        waves = -(-jobs // self.args.slots)
+        timeout_s = 60 + SUBMIT_TIMEOUT_WAVES * waves * self.args.latency_s
         log = self.tmp / f"{manifest.stem}.stderr"
         started = time.monotonic()
         with log.open("wb") as stderr:
@@ -225,7 +233,7 @@ class Bench:
                 env=self.env,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                timeout=SUBMIT_TIMEOUT_S,
+                timeout=timeout_s,
                 check=False,
             )
         wall_s = time.monotonic() - started
