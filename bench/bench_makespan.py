@@ -66,7 +66,7 @@ BATCH_ID = re.compile(r"b\d{8}-[0-9a-f]+")
 # Enough for every case of any run: 1 MP costs 8 credits, and the default is 1000.
 EMULATOR_CREDITS = 100_000_000
 SUBMIT_TIMEOUT_WAVES = 10  # `fillpipe submit --wait` gives up after 10x the ideal makespan
-SETTLE_S = 2.0  # between runs, so that one run's stragglers do not land in the next
+SETTLE_S = 2.0  # before each run, so that the last run's stragglers do not land in it
 GAP_P50_MARGIN_MS = 10.0  # fillpipe's gap p50 may exceed the script's by this much
 GAP_P99_FACTOR = 1.5  # ... its gap p99 by this factor
 RATIO_MARGIN = 0.01  # ... its makespan / floor by this much
@@ -100,9 +100,9 @@ class Run:
     use: SlotUse
     wall_s: float
     not_done: int  # jobs that did not end stored (fillpipe) or SUCCESS (script)
+    client_cpu_s: float  # the `fillpipe submit` process's CPU, or the script's
     stored_ms: tuple[float, ...] = ()  # fillpipe: webhook delivered -> stored, per job
     cpu_ms: Mapping[str, float] | None = None  # fillpipe: CPU ms per job by process
-    submit_cpu_s: float = 0.0  # fillpipe: the `fillpipe submit` process's own CPU
 
 
 def main() -> None:
@@ -197,12 +197,13 @@ class Bench:
         manifest = self.tmp / f"manifest-{case.size_px}-{case.jobs}-{case.round}.jsonl"
         rows = manifest_rows(inputs, case.jobs, self.finetune_id, self.args.output_format)
         manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        time.sleep(SETTLE_S)
         known = self.task_ids()
         processes = {name: psutil.Process(pid) for name, pid in self.stack.pids.items()}
         cpu_before = {name: cpu_s(process) for name, process in processes.items()}
-        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_before = rusage_cpu_s(resource.RUSAGE_CHILDREN)
         batch_id, wall_s = self.submit(manifest, case.jobs)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu_s = rusage_cpu_s(resource.RUSAGE_CHILDREN) - client_before
         cpu_ms = {
             name: (cpu_s(process) - cpu_before[name]) / case.jobs * 1000
             for name, process in processes.items()
@@ -210,15 +211,9 @@ class Bench:
         tasks = self.tasks_since(known)
         summary = self.ledger.summary(batch_id)
         stored = summary.counts.get(JobState.STORED, 0) if summary else 0
-        return Run(
-            use=slot_use(tasks, self.args.slots),
-            wall_s=wall_s,
-            not_done=case.jobs - stored,
-            stored_ms=tuple(self.callback_to_stored_ms(batch_id, tasks)),
-            cpu_ms=cpu_ms,
-            submit_cpu_s=(children.ru_utime + children.ru_stime)
-            - (children_before.ru_utime + children_before.ru_stime),
-        )
+        stored_ms = tuple(self.callback_to_stored_ms(batch_id, tasks))
+        use = slot_use(tasks, self.args.slots)
+        return Run(use, wall_s, case.jobs - stored, client_cpu_s, stored_ms, cpu_ms)
 
     def submit(self, manifest: Path, jobs: int) -> tuple[str, float]:
         """`fillpipe submit MANIFEST --wait` as a user runs it: its batch id, wall time."""
@@ -241,32 +236,27 @@ class Bench:
         if batch_id is None:
             tail = log.read_text(errors="replace")[-2000:]
             raise SystemExit(f"fillpipe submit exited {done.returncode}, no batch id:\n{tail}")
-        time.sleep(SETTLE_S)
         return batch_id, wall_s
 
     def run_script(self, case: Case) -> Run:
         inputs = self.inputs_for(case.size_px)
         bodies = script_bodies(inputs, case.jobs, self.finetune_id, self.args.output_format)
+        time.sleep(SETTLE_S)
         known = self.task_ids()
         key = self.stack.env["FILLPIPE_PROVIDER_KEY"]
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), rusage_cpu_s(resource.RUSAGE_SELF)
         statuses = asyncio.run(run_script(self.provider_url, key, bodies, slots=self.args.slots))
-        wall_s = time.monotonic() - started
-        time.sleep(SETTLE_S)
+        wall_s, cpu = time.monotonic() - started, rusage_cpu_s(resource.RUSAGE_SELF) - cpu_before
         not_done = sum(status != "SUCCESS" for status in statuses)
-        return Run(slot_use(self.tasks_since(known), self.args.slots), wall_s, not_done)
+        return Run(slot_use(self.tasks_since(known), self.args.slots), wall_s, not_done, cpu)
 
     def task_ids(self) -> set[str]:
-        return {task["id"] for task in self.task_list()}
+        return {task["id"] for task in self.tasks_since(set())}
 
     def tasks_since(self, known: set[str]) -> list[dict[str, Any]]:
-        return [task for task in self.task_list() if task["id"] not in known]
-
-    def task_list(self) -> list[dict[str, Any]]:
-        answer = self.admin.get("/admin/tasks")
-        answer.raise_for_status()
-        tasks: list[dict[str, Any]] = answer.json()["tasks"]
-        return tasks
+        """The emulator's tasks whose ids are not in `known`."""
+        tasks = self.admin.get("/admin/tasks").raise_for_status().json()["tasks"]
+        return [task for task in tasks if task["id"] not in known]
 
     def callback_to_stored_ms(self, batch_id: str, tasks: Sequence[Mapping]) -> list[float]:
         """Per stored job: its `stored` transition minus its task's webhook delivery."""
@@ -286,12 +276,7 @@ def write_inputs(folder: Path, size_px: int) -> Inputs:
         image.write_bytes(sample.image_png)
         mask.write_bytes(sample.mask_png)
         files.append((image, mask))
-        encoded.append(
-            (
-                base64.b64encode(sample.image_png).decode(),
-                base64.b64encode(sample.mask_png).decode(),
-            )
-        )
+        encoded.append((_b64(sample.image_png), _b64(sample.mask_png)))
         prompts.append(sample.prompt)
     return Inputs(files, encoded, prompts)
 
@@ -342,6 +327,11 @@ def parse_batch_id(stdout: str) -> str | None:
     return None
 
 
+def rusage_cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cpu_s(process: psutil.Process) -> float:
     """User + system CPU seconds of `process` and its living children so far."""
     total = 0.0
@@ -369,9 +359,9 @@ def print_case(case: Case, ours: Run, script: Run, *, fillpipe_first: bool) -> N
         )
     print_targets(ours.use, script.use)
     print(
-        f"wall: fillpipe submit --wait {ours.wall_s:.1f} s (its own CPU {ours.submit_cpu_s:.1f} s),"
-        f" script {script.wall_s:.1f} s; not done: fillpipe {ours.not_done}, "
-        f"script {script.not_done}"
+        f"wall (CPU) of the client: fillpipe submit --wait {ours.wall_s:.1f} s "
+        f"({ours.client_cpu_s:.1f} s), script {script.wall_s:.1f} s ({script.client_cpu_s:.1f} s);"
+        f" jobs not done: fillpipe {ours.not_done}, script {script.not_done}"
     )
     print_cpu(ours.cpu_ms or {})
     print_stored(case, ours.stored_ms)
@@ -406,6 +396,10 @@ def print_stored(case: Case, stored_ms: Sequence[float]) -> None:
         met = p50 <= STORED_P50_MS and p99 <= STORED_P99_MS
         line += f" vs {STORED_P50_MS:.0f} / {STORED_P99_MS:.0f} ms ({_verdict(met)})"
     print(line)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _verdict(met: bool) -> str:
