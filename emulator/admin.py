@@ -1,7 +1,9 @@
 """The emulator's admin API, off the provider's paths:
 
     GET  /admin/stats    per-key task counters, high-water marks and charges
-    GET  /admin/tasks    every known task (id, owner, status, created_at), oldest first
+    GET  /admin/tasks    every known task, oldest first: id, owner, status, seed,
+                         created_at (accepted), finished_at (turned final), webhook_at
+                         (its webhook first answered 2xx; null until then), epoch seconds
     GET  /admin/faults   the injected faults now in force (`emulator.faults.Faults`)
     PUT  /admin/faults   change some of them: a JSON object of fault names and values;
                          422 lists every unknown or bad field, and nothing changes

@@ -117,10 +117,13 @@ class TaskRunner:
         return [task.summary() for task in self._tasks.all()]
 
     async def notify(self, task: Task) -> None:
-        """Report the finished task to its webhook, if it has one."""
+        """Report the finished task to its webhook, if it has one; the task records when
+        the receiver first answered 2xx."""
         if task.webhook is not None:
             report = task.report(self._clock(), self._sample_url(task))
-            await self._runtime.webhooks.send(task.webhook, report)
+            await self._runtime.webhooks.send(
+                task.webhook, report, lambda: task.delivered(self._clock())
+            )
 
     def report(self, caller: Caller, task_id: str) -> dict[str, Any]:
         """The task as `get_result` reports it; `Task not found` if unknown or expired."""

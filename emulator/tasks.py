@@ -89,6 +89,8 @@ class Task:
     webhook: WebhookTarget | None = None
     status: TaskStatus = TaskStatus.PENDING
     finished_at: float | None = None
+    # When its webhook was first answered 2xx; None until then (or without a webhook).
+    webhook_at: float | None = None
     sample: Sample | None = None
     details: dict[str, Any] | None = None
 
@@ -106,6 +108,11 @@ class Task:
         """End as `Request Moderated` or `Content Moderated`, without a result."""
         self.status, self.finished_at, self.details = status, now, details
 
+    def delivered(self, now: float) -> None:
+        """Its webhook was answered 2xx; only the first delivery counts."""
+        if self.webhook_at is None:
+            self.webhook_at = now
+
     def summary(self) -> dict[str, Any]:
         """The task as the admin listing shows it."""
         return {
@@ -114,6 +121,7 @@ class Task:
             "status": self.status.value,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
+            "webhook_at": self.webhook_at,
             "seed": self.facts.get("seed"),
         }
 

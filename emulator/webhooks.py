@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ BFL_SHAPE_STATUSES = {
 }
 
 logger = logging.getLogger(__name__)
+# Called when a delivery is answered 2xx (each time: a duplicate fault delivers twice).
+OnDelivered = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -82,42 +84,54 @@ class WebhookSender:
     ) -> None:
         self._http = http
         self._faults = faults
-        self._held: list[tuple[WebhookTarget, Mapping[str, Any]]] = []
+        self._held: list[tuple[WebhookTarget, Mapping[str, Any], OnDelivered | None]] = []
         self._shape = shape
         self._sign = sign
         self._retries = retries
         self._backoff_s = backoff_s
 
-    async def send(self, target: WebhookTarget, report: Mapping[str, Any]) -> bool:
+    async def send(
+        self,
+        target: WebhookTarget,
+        report: Mapping[str, Any],
+        on_delivered: OnDelivered | None = None,
+    ) -> bool:
         """Deliver `report`, subject to the injected faults; True once the receiver answered
-        2xx, False after giving up or when a fault dropped or held it back."""
+        2xx, False after giving up or when a fault dropped or held it back.
+
+        `on_delivered` runs whenever the receiver answers 2xx, a held-back report's too
+        (then during a later `send`)."""
         if self._faults.drop_webhook():
             logger.info("webhook for task %s dropped (injected fault)", report["id"])
             return False
         if self._faults.reorder_webhook():
-            self._held.append((target, report))
+            self._held.append((target, report, on_delivered))
             return False
         delay_s = self._faults.webhook_delay_s()
         if delay_s > 0:
             await asyncio.sleep(delay_s)
-        delivered = await self._deliver(target, report)
+        delivered = await self._deliver(target, report, on_delivered)
         if self._faults.duplicate_webhook():
-            await self._deliver(target, report)
+            await self._deliver(target, report, on_delivered)
         await self._release_held()
         return delivered
 
     async def _release_held(self) -> None:
         held, self._held = self._held, []
-        for target, report in held:
-            await self._deliver(target, report)
+        for target, report, on_delivered in held:
+            await self._deliver(target, report, on_delivered)
 
-    async def _deliver(self, target: WebhookTarget, report: Mapping[str, Any]) -> bool:
+    async def _deliver(
+        self, target: WebhookTarget, report: Mapping[str, Any], on_delivered: OnDelivered | None
+    ) -> bool:
         body = json.dumps(webhook_body(report, self._shape), separators=(",", ":")).encode()
         headers = self._headers(target, body)
         for attempt in range(self._retries + 1):
             if attempt:
                 await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
             if await self._post(target.url, body, headers):
+                if on_delivered is not None:
+                    on_delivered()
                 return True
         logger.warning(
             "webhook for task %s not delivered after %d attempts", report["id"], self._retries + 1

@@ -20,14 +20,6 @@ PACKAGES = ("pipeline", "workers", "webhook_receiver", "fillpipe", "emulator", "
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40
 
-# Modules ("path") and functions ("path::qualified.name") still over the limits.
-ALLOWED = frozenset(
-    {
-        "bench/bench_makespan.py",  # being split on another branch
-        "bench/bench_makespan.py::measure",  # being split on another branch
-        "bench/bench_makespan.py::print_slot_use",  # being split on another branch
-    }
-)
 
 
 def python_files() -> Iterator[Path]:
@@ -75,12 +67,8 @@ def describe(entries: dict[str, tuple[int, int]]) -> str:
 
 
 def test_modules_and_functions_are_within_the_limits():
-    too_long = {entry: size for entry, size in over_limit().items() if entry not in ALLOWED}
+    too_long = over_limit()
     if too_long:
         print("over the limits:\n" + describe(too_long))
     assert not too_long, "split these by concern:\n" + describe(too_long)
 
-
-def test_every_allowed_entry_is_still_over_a_limit():
-    stale = sorted(ALLOWED - set(over_limit()))
-    assert not stale, "within the limits now, remove from ALLOWED: " + ", ".join(stale)
