@@ -18,8 +18,6 @@ from pipeline.errors import ConfigError, InputError
 DEFAULT_STATE_DIR = Path(".fillpipe")
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
-# Enough for every slot's submit and collect in flight at once on the default 24 slots.
-DEFAULT_WORKER_THREADS = 32
 
 state_dir_option = click.option(
     "--state-dir",
@@ -235,13 +233,13 @@ def cancel(batch: str) -> None:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 256),
-    default=DEFAULT_WORKER_THREADS,
-    show_default=True,
+    default=None,
     envvar="FILLPIPE_WORKER_CONCURRENCY",
-    help="Task threads of this worker (env FILLPIPE_WORKER_CONCURRENCY).",
+    help="Task threads of this worker (env FILLPIPE_WORKER_CONCURRENCY; default: three "
+    "per provider slot, for a submit waiting for each slot, one posting and a collect).",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(queues: str, concurrency: int, loglevel: str) -> None:
+def worker(queues: str, concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker that submits jobs and collects their results (in threads:
     the tasks mostly wait on S3, the provider and Redis)."""
     from fillpipe.services import run_worker

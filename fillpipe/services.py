@@ -21,6 +21,9 @@ from workers.app import create_celery_app
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
+# A worker's task threads by default: for each provider slot, a submit waiting for it
+# with its request ready, one posting, and a collect.
+THREADS_PER_SLOT = 3
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -30,17 +33,21 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_worker(environ: Mapping[str, str], *, queues: str, concurrency: int, loglevel: str) -> None:
-    """A Celery worker consuming `queues` with `concurrency` threads, and relaying the
-    ledger's outbox."""
+def run_worker(
+    environ: Mapping[str, str], *, queues: str, concurrency: int | None, loglevel: str
+) -> None:
+    """A Celery worker consuming `queues` with `concurrency` threads (default:
+    `THREADS_PER_SLOT` per provider slot), and relaying the ledger's outbox."""
     configure_logging(loglevel)
-    app = create_celery_app(Settings.from_environ(environ))
+    settings = Settings.from_environ(environ)
+    threads = concurrency or THREADS_PER_SLOT * settings.provider_slots
+    app = create_celery_app(settings)
     app.worker_main(
         [
             "worker",
             f"--queues={queues}",
             "--pool=threads",
-            f"--concurrency={concurrency}",
+            f"--concurrency={threads}",
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",

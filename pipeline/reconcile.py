@@ -1,6 +1,6 @@
 """The reconcile sweep: every job late for its step is acted on, so nothing is lost.
 
-    dispatched       its submit never began (a lost message): back in line, slot freed
+    dispatched       its submit task is gone (a lost message, a dead worker): back in line
     submitting       no outcome recorded (the worker died mid-POST): ambiguous, awaited
     awaiting_result  its task is known: polled (a collect queued); an ambiguous submit
                      that nothing named by its deadline: back in line, a new attempt
@@ -41,7 +41,7 @@ def sweep(rt: Runtime) -> SweepReport:
     report = SweepReport()
     for ref in rt.ledger.jobs.late(rt.clock()):
         record = rt.ledger.jobs.get(ref)
-        if record is None or not record.state.holds_slot:
+        if record is None or record.state is JobState.QUEUED or record.state.is_terminal:
             rt.ledger.jobs.unfile(ref)
         elif record.state is JobState.DISPATCHED:
             _requeue(rt, record, "its submit never began; back in line", report)

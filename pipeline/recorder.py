@@ -23,7 +23,13 @@ from redis.commands.core import AsyncScript
 from pipeline.callbacks import CallbackReport
 from pipeline.ledger.connection import async_redis_client
 from pipeline.ledger.keys import KEY_PREFIX, Keys
-from pipeline.ledger.scripts import Callback, ScriptContext, accept_callbacks_args, source
+from pipeline.ledger.scripts import (
+    Callback,
+    ScriptContext,
+    accept_callbacks_args,
+    script_context,
+    source,
+)
 from pipeline.settings import Settings
 from pipeline.signing import CallbackClaim
 
@@ -72,9 +78,7 @@ class CallbackRecorder:
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, prefix: str = KEY_PREFIX
     ) -> CallbackRecorder:
         """A recorder on the settings' Redis, filling freed slots up to their slot count."""
-        context = ScriptContext(
-            Keys(prefix), settings.provider_slots, settings.deadlines.dispatch_late_s, clock
-        )
+        context = script_context(Keys(prefix), settings.provider_slots, settings.deadlines, clock)
         return cls(lambda: async_redis_client(settings.redis_url), context)
 
     def __repr__(self) -> str:

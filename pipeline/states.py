@@ -7,10 +7,11 @@ checked against (`check_move`, called by `pipeline.ledger.jobs.JobStore.transiti
                 (back in line: not submitted, or     (the task still runs)
                  no trace of an ambiguous submit)
 
-`dispatched` is entered only by the dispatcher (a slot leased to the next queued job, in
-the ledger's scripts); every other move goes through the table below. A job holds one
-of the account's provider slots from `dispatched` until the provider says its task has
-ended; then the slot goes straight to the next queued job.
+The dispatcher (in the ledger's scripts) makes one move, handing a queued job to a
+submit task (`dispatched`); every other move goes through `check_move` and the table
+below. A dispatched job takes a provider slot once its request is ready, and holds it
+until the provider says its task has ended; the slot then goes straight to the next job
+whose request is ready (`pipeline.ledger.slots`).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ TERMINAL_STATES = frozenset(
     }
 )
 
-# From dispatch until the provider says the task has ended (the collect gives the slot
-# back as soon as it reads that, before it downloads the result).
+# From just before the POST until the provider says the task has ended (the collect
+# gives the slot back as soon as it reads that, before it downloads the result).
 SLOT_STATES = frozenset(
     {JobState.DISPATCHED, JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING}
 )
@@ -68,9 +69,9 @@ _S = JobState
 # reconcile sweep (a later deadline) without changing it.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     _S.QUEUED: frozenset({_S.DISPATCHED, _S.CANCELLED}),
-    # The submit task: begins the POST, or ends the job before paying (cancelled batch,
-    # bad input, over budget), or gives it back to its line (inputs unreadable for now;
-    # the sweep, when its submit never began).
+    # The submit task: begins the POST (holding a slot), or ends the job before paying
+    # (cancelled batch, bad input, over budget), or gives it back to its line (inputs
+    # unreadable for now, no slot in time; the sweep, when its submit task is gone).
     _S.DISPATCHED: frozenset(
         {
             _S.SUBMITTING,
@@ -98,7 +99,14 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
+# Made only by the dispatcher, in the ledger's scripts.
+SCRIPTED_MOVES = frozenset({(JobState.QUEUED, JobState.DISPATCHED)})
+
+
 def check_move(source: JobState, target: JobState) -> None:
-    """Raise `IllegalMove` unless a job may move from `source` to `target`."""
+    """Raise `IllegalMove` unless a transition may move a job from `source` to
+    `target` (the table's moves, but for the scripted ones)."""
     if target not in TRANSITIONS[source]:
         raise IllegalMove(f"a job cannot move from {source} to {target}")
+    if (source, target) in SCRIPTED_MOVES:
+        raise IllegalMove(f"only the dispatcher moves a job from {source} to {target}")

@@ -1,21 +1,25 @@
-"""Submitting one dispatched job to the provider, in five steps:
+"""Submitting one dispatched job to the provider, in six steps:
 
     read      the job, if it is still dispatched at this attempt (else: not ours)
     check     its inputs from S3, checked, and the provider's request body built
     reserve   its estimated cost out of the batch's budget
+    slot      a provider slot: at once if one is free, else the next to come free
     POST      the paid request, with webhook_url and webhook_secret for this attempt
     record    the provider's task (or why there is none) in the ledger
 
-Idempotent on (job, attempt): a redelivered submit message finds the job moved on and
-does nothing. Nothing here retries: trouble that may pass (S3 or the provider
-unreachable, the provider at its limit) puts the job back at the front of its line and
-cools the account down; the dispatcher takes it again when the cool-down ends.
+The slot is taken last, with the request ready, so a slot coming free waits for no more
+than the POST (see `pipeline.ledger.slots`). Idempotent on (job, attempt): a redelivered
+submit message finds the job moved on and does nothing. Nothing here retries: trouble
+that may pass (S3 or the provider unreachable, the provider at its limit) puts the job
+back at the front of its line and cools the account down; the dispatcher takes it again
+when the cool-down ends.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import (
@@ -27,6 +31,7 @@ from pipeline.errors import (
     RetryableError,
 )
 from pipeline.images import ImageInfo, check_edit_inputs, inputs_digest
+from pipeline.ledger.slots import MAX_WAIT_S
 from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line, backoff_s, end_job
 from pipeline.provider import Submission
@@ -39,6 +44,8 @@ log = logging.getLogger(__name__)
 MAX_INPUT_BYTES = 40 * 1024 * 1024
 # A job whose inputs could not be read this many times in a row fails.
 MAX_INPUT_TROUBLES = 8
+# A job waiting for a slot checks on itself this often.
+SLOT_POLL_S = 1.0
 _BEFORE_POST = (JobState.DISPATCHED,)
 _CANCELLED = "cancelled before it was submitted"
 
@@ -51,8 +58,13 @@ class Request:
     image: ImageInfo
 
 
-def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
-    """Submit `attempt` of a dispatched job; return its new state (None: not ours)."""
+def submit_job(
+    rt: Runtime, ref: JobRef, attempt: int, *, stopping: Callable[[], bool] = lambda: False
+) -> JobState | None:
+    """Submit `attempt` of a dispatched job; return its new state (None: not ours).
+
+    `stopping` says the worker is shutting down: a job still waiting for a slot then
+    goes back to its line at once."""
     record = read(rt, ref, attempt)
     if record is None:
         return None
@@ -71,6 +83,10 @@ def submit_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     if reserved is None:
         message = f"skipped: its ~{estimate:.2f} credits would take the batch over its budget"
         return end_job(rt, ref, attempt, JobState.SKIPPED_BUDGET, message, from_states=_BEFORE_POST)
+    held = take_slot(rt, record, stopping)
+    if held is not JobState.DISPATCHED:
+        rt.ledger.batches.release_budget(ref.batch_id, reserved)
+        return held
     return post_and_record(rt, record, request.body, estimate, reserved)
 
 
@@ -113,12 +129,52 @@ def estimate_credits(rt: Runtime, image: ImageInfo) -> float:
     return image.megapixels * rt.settings.price_credits_per_mp
 
 
+def take_slot(rt: Runtime, record: JobRecord, stopping: Callable[[], bool]) -> JobState | None:
+    """Take a provider slot for the job: at once if one is free, else the next one handed
+    to it. Returns `dispatched` once it holds one; `queued` if the worker is stopping,
+    the account is paused or no slot came within `MAX_WAIT_S` (the job went back to the
+    front of its line); None if the job moved on meanwhile."""
+    ref, attempt = record.ref, record.attempt
+    answer = rt.ledger.slots.take(ref, attempt)
+    if answer != "wait":
+        return JobState.DISPATCHED if answer == "go" else None
+    give_up_at = rt.clock() + MAX_WAIT_S
+    while not rt.ledger.slots.wait(ref, attempt, timeout_s=SLOT_POLL_S):
+        if _state_at(rt, ref, attempt) is not JobState.DISPATCHED:
+            return None
+        if rt.ledger.slots.holds(ref, attempt):  # handed a slot; its wake-up was lost
+            break
+        reason = _why_give_up(rt, stopping, give_up_at)
+        if reason and back_in_line(rt, ref, attempt, JobState.DISPATCHED, reason):
+            return JobState.QUEUED
+    return JobState.DISPATCHED
+
+
+def _why_give_up(rt: Runtime, stopping: Callable[[], bool], give_up_at: float) -> str | None:
+    """Why a job waiting for a slot should go back to its line now, if it should."""
+    if stopping():
+        return "its worker is stopping; back in line"
+    paused = rt.ledger.account.paused_reason()
+    if paused:
+        return f"the provider account is paused ({paused}); back in line"
+    if rt.clock() >= give_up_at:
+        return f"no provider slot came free within {MAX_WAIT_S:g} s; back in line"
+    return None
+
+
+def _state_at(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
+    """The job's state if it is still at `attempt` (else None: no longer ours)."""
+    record = rt.ledger.jobs.get(ref)
+    return record.state if record is not None and record.attempt == attempt else None
+
+
 def post_and_record(
     rt: Runtime, record: JobRecord, body: dict[str, object], estimate: float, reserved: float
 ) -> JobState | None:
-    """Mark the job `submitting`, POST it and record what came of it; give back the
-    budget `reserved` for it once its cost is recorded (kept if the POST was ambiguous:
-    the task may exist and be billed)."""
+    """Move the job, which holds its slot, to `submitting` (which claims its POST: a
+    second task for the same attempt finds it taken), POST it and record what came of
+    it; give back the budget `reserved` for it once its cost is recorded (kept if the
+    POST was ambiguous: the task may exist and be billed)."""
     ref, attempt = record.ref, record.attempt
     begun = rt.ledger.jobs.transition(
         ref,
@@ -127,7 +183,7 @@ def post_and_record(
         attempt=attempt,
         late_at=rt.clock() + rt.settings.deadlines.submit_late_s,
     )
-    if not begun.applied:  # the reconcile sweep put it back in line meanwhile
+    if not begun.applied:
         rt.ledger.batches.release_budget(ref.batch_id, reserved)
         return None
     try:

@@ -16,7 +16,7 @@ from fillpipe.servers import S3Credentials, SeaweedS3Server, ValkeyServer
 from fillpipe.stack import EmbeddedStack
 from pipeline.ledger import Ledger, redis_client
 from pipeline.runtime import Runtime
-from pipeline.settings import DEFAULT_PROVIDER_SLOTS, Deadlines, Settings
+from pipeline.settings import DEFAULT_PROVIDER_SLOTS, Settings
 from tests.stacks import train_finetune
 
 STACK_EMULATOR_ENV = {
@@ -116,7 +116,6 @@ def ledger(valkey_url: str) -> Iterator[Ledger]:
     own = Ledger(
         redis_client(valkey_url),
         slots=DEFAULT_PROVIDER_SLOTS,
-        dispatch_late_s=Deadlines().dispatch_late_s,
         prefix=f"test-{uuid.uuid4().hex[:12]}:",
     )
     yield own

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from celery.worker import state as worker_state
 
 from pipeline import reports
 from pipeline.collect import collect_job, release_collect
@@ -40,7 +41,7 @@ def backoff_s(retries: int) -> float:
 def submit(batch_id: str, job_id: str, attempt: int) -> None:
     rt = runtime()
     ref = JobRef(batch_id, job_id)
-    _after(rt, ref, submit_job(rt, ref, attempt))
+    _after(rt, ref, submit_job(rt, ref, attempt, stopping=_stopping))
     _wake_after_cooldown(rt)
 
 
@@ -84,6 +85,11 @@ def reconcile() -> None:
             len(report.ambiguous),
             report.dispatched,
         )
+
+
+def _stopping() -> bool:
+    """Whether the worker is shutting down (warm or cold)."""
+    return bool(worker_state.should_stop or worker_state.should_terminate)
 
 
 def _after(rt: Runtime, ref: JobRef, state: JobState | None) -> None:

@@ -24,9 +24,9 @@ from pipeline.ledger.connection import redis_client
 from pipeline.ledger.jobs import JobStore
 from pipeline.ledger.keys import KEY_PREFIX, Keys
 from pipeline.ledger.outbox import Outbox, OutboxEntry
-from pipeline.ledger.scripts import Callback, ScriptContext, Scripts, Transition
+from pipeline.ledger.scripts import Callback, Scripts, Transition, script_context
 from pipeline.ledger.slots import Slots
-from pipeline.settings import Settings
+from pipeline.settings import Deadlines, Settings
 
 __all__ = [
     "DEFAULT_PRIORITY",
@@ -40,6 +40,9 @@ __all__ = [
 ]
 
 
+DEFAULT_DEADLINES = Deadlines()
+
+
 class Ledger:
     """The ledger over one Redis client. Thread-safe."""
 
@@ -48,13 +51,13 @@ class Ledger:
         client: redis.Redis,
         *,
         slots: int,
-        dispatch_late_s: float,
+        deadlines: Deadlines = DEFAULT_DEADLINES,
         clock: Callable[[], float] = time.time,
         prefix: str = KEY_PREFIX,
     ) -> None:
         self.redis = client
         self.keys = Keys(prefix)
-        self.scripts = Scripts(client, ScriptContext(self.keys, slots, dispatch_late_s, clock))
+        self.scripts = Scripts(client, script_context(self.keys, slots, deadlines, clock))
         self.jobs = JobStore(client, self.keys, self.scripts)
         self.batches = BatchStore(client, self.keys, self.scripts, self.jobs, clock)
         self.slots = Slots(client, self.keys, self.scripts)
@@ -67,7 +70,7 @@ class Ledger:
         return cls(
             redis_client(settings.redis_url),
             slots=settings.provider_slots,
-            dispatch_late_s=settings.deadlines.dispatch_late_s,
+            deadlines=settings.deadlines,
             clock=clock,
         )
 

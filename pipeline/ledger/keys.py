@@ -11,6 +11,12 @@
     batches                  sorted set: batch ids by creation time
     ready                    sorted set: batches with jobs to dispatch, by pass (fairness)
     leases                   hash: job key -> attempt, one per provider slot in use
+    picked                   set: keys of the dispatched jobs (handed to a submit task,
+                             no slot yet)
+    waiting                  list: "<attempt>|<job key>" of dispatched jobs whose request
+                             is ready, waiting for a slot, oldest first
+    go:<batch>:<job>:<attempt>   list: a waiting job's submit task blocks on it until a
+                             slot is handed to it
     awaiting                 sorted set: job keys in flight, scored by when they are late
                              (the reconcile sweep reads it)
     callback:<batch>:<job>:<attempt>   set by the first final callback of an attempt
@@ -41,6 +47,8 @@ class Keys:
         self.batches = f"{prefix}batches"
         self.ready = f"{prefix}ready"
         self.leases = f"{prefix}leases"
+        self.picked = f"{prefix}picked"
+        self.waiting = f"{prefix}waiting"
         self.awaiting = f"{prefix}awaiting"
         self.paused = f"{prefix}paused"
         self.cooldown = f"{prefix}cooldown"
@@ -59,6 +67,9 @@ class Keys:
         """The job a job key names."""
         batch_id, job_id = job_key.removeprefix(f"{self.prefix}job:").split(":", 1)
         return JobRef(batch_id, job_id)
+
+    def go(self, ref: JobRef, attempt: int) -> str:
+        return f"{self.prefix}go:{ref.batch_id}:{ref.job_id}:{attempt}"
 
     def batch(self, batch_id: str) -> str:
         return f"{self.prefix}batch:{batch_id}"

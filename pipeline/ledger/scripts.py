@@ -2,7 +2,7 @@
 
 Each script is `lua/common.lua` (named arguments, key schema, outbox, dispatcher)
 followed by its own file, and takes one argument: a JSON object of named arguments.
-`ScriptContext` adds the four every script gets (`prefix`, `now`, `slots`,
+`ScriptContext` adds what every script gets (`prefix`, `now`, `slots`,
 `dispatch_late_s`); the wrappers add each script's own, so no caller deals in
 positions. Every state change is one script run: atomic, and checked against the job's
 current state (and attempt) first, so racing callbacks, polls and redelivered tasks
@@ -22,6 +22,7 @@ import redis
 
 from pipeline.ledger.keys import Keys
 from pipeline.models import JobRef
+from pipeline.settings import Deadlines
 from pipeline.states import JobState
 
 LUA_DIR = Path(__file__).with_name("lua")
@@ -55,6 +56,13 @@ class ScriptContext:
             "dispatch_late_s": self.dispatch_late_s,
         }
         return [json.dumps({**common, **named}, ensure_ascii=False)]
+
+
+def script_context(
+    keys: Keys, slots: int, deadlines: Deadlines, clock: Callable[[], float]
+) -> ScriptContext:
+    """The context of the ledger's scripts for an account of `slots` slots."""
+    return ScriptContext(keys, slots, deadlines.dispatch_late_s, clock)
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class Scripts:
                 "dispatch",
                 "join",
                 "release_slot",
+                "take_slot",
                 "reserve_budget",
                 "accept_callbacks",
             )
@@ -157,6 +166,17 @@ class Scripts:
 
     def join(self, batch_id: str) -> int:
         return int(self._call("join", batch=batch_id))
+
+    def take_slot(self, ref: JobRef, attempt: int, *, wait_late_s: float) -> str:
+        return str(
+            self._call(
+                "take_slot",
+                batch=ref.batch_id,
+                job=ref.job_id,
+                attempt=attempt,
+                wait_late_s=wait_late_s,
+            )
+        )
 
     def release_slot(self, ref: JobRef, attempt: int) -> bool:
         return bool(self._call("release_slot", batch=ref.batch_id, job=ref.job_id, attempt=attempt))

@@ -35,6 +35,7 @@ def in_flight(rt, new_job):
     def make(count: int) -> list[JobRef]:
         refs = [new_job() for _ in range(count)]
         for ref, attempt in take_submits(rt):
+            assert rt.ledger.slots.take(ref, attempt) == "go"
             for source, target in [
                 (JobState.DISPATCHED, JobState.SUBMITTING),
                 (JobState.SUBMITTING, JobState.AWAITING_RESULT),
@@ -98,29 +99,29 @@ def test_concurrent_callbacks_share_one_round_trip(rt, recorder, in_flight):
     assert rt.ledger.jobs.get(first).state is JobState.AWAITING_RESULT  # collect decides
 
 
-def test_a_slot_a_callback_frees_goes_to_the_next_job_in_the_same_step(
+def test_a_slot_a_callback_frees_goes_to_the_waiting_job_in_the_same_step(
     rt, settings, recorder, in_flight, new_job
 ):
     refs = in_flight(settings.provider_slots)
-    waiting = [new_job() for _ in range(2)]
-    assert take_submits(rt) == []  # every slot is in use
+    new_job(), new_job()  # every slot is in use: both are dispatched ahead
+    (first, first_attempt), (second, second_attempt) = take_submits(rt)
+    assert rt.ledger.slots.take(first, first_attempt) == "wait"  # its request is ready
 
     answers = record_all(recorder, [(CallbackClaim(refs[0], 1), READY)])
 
     assert answers == [CallbackOutcome.COLLECT]
-    [(taken, attempt)] = take_submits(rt)
-    assert taken in waiting and attempt == 1
-    assert rt.ledger.slots.leases()[taken] == 1
-    (left,) = set(waiting) - {taken}
-    assert rt.ledger.jobs.get(left).state is JobState.QUEUED
+    assert rt.ledger.slots.leases()[first] == first_attempt
+    assert rt.ledger.slots.wait(first, first_attempt, timeout_s=1) is True  # woken
+    assert not rt.ledger.slots.holds(second, second_attempt)  # still preparing
+    assert take_submits(rt) == []  # no job was queued to take its place
 
 
 def test_freed_slots_stay_free_while_the_account_is_paused(
     rt, settings, recorder, in_flight, new_job
 ):
     (ref, *_) = in_flight(settings.provider_slots)
-    waiting = new_job()
     rt.ledger.account.pause("provider account has no credits left")
+    waiting = new_job()
 
     assert record_all(recorder, [(CallbackClaim(ref, 1), READY)]) == [CallbackOutcome.COLLECT]
 

@@ -43,7 +43,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def receiver(valkey_url):
-    ledger = Ledger(redis_client(valkey_url), slots=24, dispatch_late_s=120, prefix="openapi:")
+    ledger = Ledger(redis_client(valkey_url), slots=24, prefix="openapi:")
     signer = CallbackSigner([Secret("s" * 40)], max_age_s=3600)
     recorder = CallbackRecorder(lambda: async_redis_client(valkey_url), ledger.scripts.context)
     app = create_app(signer=signer, recorder=recorder)

@@ -1,23 +1,30 @@
 -- Shared by every ledger script (`pipeline/ledger/scripts.py` puts it in front of each):
--- the named arguments, the key schema, the outbox and the dispatcher.
+-- the named arguments, the key schema, the outbox, slot leases and the dispatcher.
 --
--- A script takes one argument: a JSON object of named arguments. These four come with
--- every call; each script documents its own.
+-- A script takes one argument: a JSON object of named arguments. These come with every
+-- call; each script documents its own.
 --   prefix            the ledger's key prefix ("fp:"); see pipeline/ledger/keys.py
 --   now               the caller's clock, epoch seconds
 --   slots             the provider account's slot count
---   dispatch_late_s   how long a dispatched job may wait for its submit to begin
+--   dispatch_late_s   how long a dispatched job may hold a slot before its POST begins
 local A = cjson.decode(ARGV[1])
 local P = A.prefix
 
 local LEASES = P .. 'leases'
+local PICKED = P .. 'picked'
+local WAITING = P .. 'waiting'
 local READY = P .. 'ready'
 local AWAITING = P .. 'awaiting'
 local OUTBOX = P .. 'outbox'
 local IN_FLIGHT = {submitting = true, awaiting_result = true, collecting = true}
+-- A woken submit task reads its wake-up at once; one nobody read is dropped after this.
+local GO_TTL_S = 600
 
 local function job_key(batch, job) return P .. 'job:' .. batch .. ':' .. job end
 local function batch_key(batch) return P .. 'batch:' .. batch end
+-- A job key's batch id (batch ids never contain ':'; job ids may).
+local function batch_of(jkey) return string.match(string.sub(jkey, #P + 5), '^[^:]*') end
+local function go_key(jkey, attempt) return P .. 'go:' .. string.sub(jkey, #P + 5) .. ':' .. attempt end
 
 -- Moves one job from `from` to `to` in its batch's counters.
 local function count_move(bkey, from, to)
@@ -28,6 +35,46 @@ end
 -- Queues work for a worker; `pipeline/ledger/outbox.py` documents the entries.
 local function outbox(task, batch, job, attempt)
   redis.call('XADD', OUTBOX, '*', 'task', task, 'batch', batch, 'job', job, 'attempt', attempt)
+end
+
+local function stopped()
+  return redis.call('EXISTS', P .. 'paused', P .. 'cooldown') > 0
+end
+
+local function slot_free() return redis.call('HLEN', LEASES) < A.slots end
+
+-- Gives a free slot to a dispatched job; its submit task's POST must begin within the
+-- dispatch deadline, or the reconcile sweep puts it back in line and frees the slot.
+local function lease(jkey, attempt)
+  redis.call('HSET', LEASES, jkey, attempt)
+  redis.call('SREM', PICKED, jkey)
+  redis.call('ZADD', AWAITING, A.now + A.dispatch_late_s, jkey)
+end
+
+local function holds_slot(jkey, attempt)
+  return redis.call('HGET', LEASES, jkey) == tostring(attempt)
+end
+
+-- Whether `attempt` of the job is dispatched (its POST not begun).
+local function dispatched(jkey, attempt)
+  local fields = redis.call('HMGET', jkey, 'state', 'attempt')
+  return fields[1] == 'dispatched' and tonumber(fields[2]) == tonumber(attempt)
+end
+
+-- Hands free slots to the jobs waiting for one, oldest first, and wakes their submit
+-- tasks. Entries of jobs that moved on meanwhile are dropped.
+local function hand_over()
+  while slot_free() do
+    local entry = redis.call('LPOP', WAITING)
+    if not entry then return end
+    local attempt, jkey = string.match(entry, '^(%d+)|(.*)$')
+    if dispatched(jkey, attempt) and not holds_slot(jkey, attempt) then
+      lease(jkey, attempt)
+      local go = go_key(jkey, attempt)
+      redis.call('LPUSH', go, '1')
+      redis.call('EXPIRE', go, GO_TTL_S)
+    end
+  end
 end
 
 -- Puts a batch in the ready set at the smallest pass there, so a batch that (re)joins
@@ -49,20 +96,21 @@ local function next_job_id(bkey)
   return id
 end
 
--- Leases a slot to `jkey` (a queued job) and queues its submit.
-local function lease(batch, id, jkey, bkey)
+-- Dispatches a queued job: a new attempt, handed to a submit task (through the outbox)
+-- that prepares its request and then takes a slot.
+local function pick(batch, id, jkey, bkey)
   local attempt = redis.call('HINCRBY', jkey, 'attempt', 1)
   redis.call('HSET', jkey, 'state', 'dispatched', 'updated_at', A.now)
   count_move(bkey, 'queued', 'dispatched')
-  redis.call('HSET', LEASES, jkey, attempt)
+  redis.call('SADD', PICKED, jkey)
   redis.call('ZADD', AWAITING, A.now + A.dispatch_late_s, jkey)
   outbox('submit', batch, id, attempt)
 end
 
--- Leases one slot to the next queued job in fair order: the ready batch with the
--- smallest pass, whose pass then grows by 1/priority (stride scheduling: each batch
--- gets slots in proportion to its priority). False when no batch has a queued job.
-local function dispatch_one()
+-- Dispatches the next queued job in fair order: the ready batch with the smallest pass,
+-- whose pass then grows by 1/priority (stride scheduling: each batch gets jobs in
+-- proportion to its priority). False when no batch has a queued job.
+local function pick_next()
   for _ = 1, 1000 do -- ids of jobs no longer queued are skipped, a bounded number
     local head = redis.call('ZRANGE', READY, 0, 0, 'WITHSCORES')
     if #head == 0 then return false end
@@ -74,7 +122,7 @@ local function dispatch_one()
     else
       local jkey = job_key(batch, id)
       if redis.call('HGET', jkey, 'state') == 'queued' then
-        lease(batch, id, jkey, bkey)
+        pick(batch, id, jkey, bkey)
         local weight = tonumber(redis.call('HGET', bkey, 'priority') or '1')
         redis.call('ZADD', READY, pass + 1 / weight, batch)
         return true
@@ -84,10 +132,21 @@ local function dispatch_one()
   return false
 end
 
--- Fills every free slot, unless the account is paused or cooling down; how many.
+-- How many dispatched jobs should be without a slot: one for each free slot; once
+-- every slot is in use, a whole account's worth, prepared ahead for the next ones.
+local function wanted()
+  local free = A.slots - redis.call('HLEN', LEASES)
+  if free > 0 then return free end
+  return A.slots
+end
+
+-- Hands free slots to waiting jobs, then dispatches queued jobs until `wanted` are
+-- dispatched; nothing while the account is paused or cooling down. Returns how many
+-- jobs it dispatched.
 local function dispatch()
-  if redis.call('EXISTS', P .. 'paused', P .. 'cooldown') > 0 then return 0 end
-  local filled = 0
-  while redis.call('HLEN', LEASES) < A.slots and dispatch_one() do filled = filled + 1 end
-  return filled
+  if stopped() then return 0 end
+  hand_over()
+  local picked = 0
+  while redis.call('SCARD', PICKED) < wanted() and pick_next() do picked = picked + 1 end
+  return picked
 end

@@ -13,8 +13,8 @@
 --   late_at        when the sweep should look at it next, or null: not filed
 --   release        true: the job gives back any slot it holds
 --   follow_up      a task to queue for the job ('collect'), or null
--- A job moving to `queued` goes to the front of its batch's line. A slot given back or
--- a job back in line runs the dispatcher.
+-- A job moving to `queued` goes to the front of its batch's line. A slot given back, a
+-- dispatched job moving on or a job back in line runs the dispatcher.
 -- Returns {1 if applied else 0, the state it was in ('' if no such job), its attempt,
 --          1 if it gave back a slot}.
 local jkey, bkey = job_key(A.batch, A.job), batch_key(A.batch)
@@ -42,11 +42,13 @@ else
 end
 local released = 0
 if A.release then released = redis.call('HDEL', LEASES, jkey) end
+local unpicked = state == 'dispatched' and A.to_state ~= 'dispatched'
+if unpicked then redis.call('SREM', PICKED, jkey) end
 local requeued = A.to_state == 'queued' and state ~= 'queued'
 if requeued then
   redis.call('LPUSH', bkey .. ':requeued', A.job)
   join_ready(A.batch)
 end
 if A.follow_up ~= cjson.null then outbox(A.follow_up, A.batch, A.job, attempt) end
-if released == 1 or requeued then dispatch() end
+if released == 1 or unpicked or requeued then dispatch() end
 return {1, state, attempt, released}
