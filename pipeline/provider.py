@@ -12,6 +12,7 @@ emulator over real HTTP, never patching.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -119,13 +120,13 @@ class ProviderClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(
-        self, body: Mapping[str, Any], *, endpoint: str = FILL_FINETUNED_ENDPOINT
-    ) -> Submission:
-        """POST a paid task. Raises `AmbiguousSubmit` when it may exist despite an error."""
+    def submit(self, body: bytes, *, endpoint: str = FILL_FINETUNED_ENDPOINT) -> Submission:
+        """POST a paid task whose JSON body is ready (`encode_body`). Raises
+        `AmbiguousSubmit` when it may exist despite an error."""
         url = f"{self._base_url}{self._prefix}/{endpoint}"
+        headers = {**self._auth_headers, "content-type": "application/json"}
         try:
-            response = self._http.post(url, json=dict(body), headers=self._auth_headers)
+            response = self._http.post(url, content=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise ProviderUnavailable(
                 f"could not reach the provider: {type(error).__name__}"
@@ -200,6 +201,11 @@ class ProviderClient:
     def _is_provider_host(self, url: str) -> bool:
         # BFL answers from regional hosts (api.us1.bfl.ai for api.bfl.ai): same site.
         return _site(urlsplit(url).hostname) == _site(urlsplit(self._base_url).hostname)
+
+
+def encode_body(fields: Mapping[str, Any]) -> bytes:
+    """A submit's JSON body, encoded once, so the POST itself only sends bytes."""
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _auth_headers(flavor: ProviderFlavor, key: Secret) -> dict[str, str]:

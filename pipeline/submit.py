@@ -34,7 +34,7 @@ from pipeline.images import ImageInfo, check_edit_inputs, inputs_digest
 from pipeline.ledger.slots import MAX_WAIT_S
 from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line, backoff_s, end_job
-from pipeline.provider import Submission
+from pipeline.provider import Submission, encode_body
 from pipeline.runtime import Runtime
 from pipeline.states import JobState
 from pipeline.storage import S3Uri
@@ -52,9 +52,10 @@ _CANCELLED = "cancelled before it was submitted"
 
 @dataclass(frozen=True)
 class Request:
-    """A checked job's request body, and what its image is (for the cost estimate)."""
+    """A checked job's request body, encoded, and what its image is (for the cost
+    estimate)."""
 
-    body: dict[str, object]
+    body: bytes
     image: ImageInfo
 
 
@@ -99,7 +100,7 @@ def read(rt: Runtime, ref: JobRef, attempt: int) -> JobRecord | None:
 
 
 def check(rt: Runtime, record: JobRecord) -> Request:
-    """Read and check the inputs, then build the provider's request body.
+    """Read and check the inputs, then build and encode the provider's request body.
 
     The pixels are decoded only if the inputs are not the very bytes that the intake
     already decoded in full (`JobSpec.checked_inputs`).
@@ -121,7 +122,7 @@ def check(rt: Runtime, record: JobRecord) -> Request:
         body["mask"] = base64.b64encode(mask).decode()
     body["webhook_url"] = rt.callback_url(rt.signer.token(spec.ref, record.attempt))
     body["webhook_secret"] = rt.signer.webhook_secret(spec.ref, record.attempt)
-    return Request(body, info)
+    return Request(encode_body(body), info)
 
 
 def estimate_credits(rt: Runtime, image: ImageInfo) -> float:
@@ -169,7 +170,7 @@ def _state_at(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
 
 
 def post_and_record(
-    rt: Runtime, record: JobRecord, body: dict[str, object], estimate: float, reserved: float
+    rt: Runtime, record: JobRecord, body: bytes, estimate: float, reserved: float
 ) -> JobState | None:
     """Move the job, which holds its slot, to `submitting` (which claims its POST: a
     second task for the same attempt finds it taken), POST it and record what came of

@@ -21,7 +21,6 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40
 
 
-
 def python_files() -> Iterator[Path]:
     for package in PACKAGES:
         yield from sorted((REPO / package).rglob("*.py"))
@@ -71,4 +70,3 @@ def test_modules_and_functions_are_within_the_limits():
     if too_long:
         print("over the limits:\n" + describe(too_long))
     assert not too_long, "split these by concern:\n" + describe(too_long)
-

@@ -1,4 +1,5 @@
-"""The Celery app: JSON only, late acknowledgement, a thread pool, and the outbox relay.
+"""The Celery app: JSON only, late acknowledgement (but for submits, see
+`workers.tasks.submit`), a thread pool, and the outbox relay.
 
 Task names and queues are stable strings defined here; other processes send tasks by
 name through the broker and never import the task code.
@@ -36,6 +37,7 @@ PUBLISH_RETRY_POLICY = {
 
 def create_celery_app(settings: Settings) -> Celery:
     """The configured Celery app for `settings` (broker = the ledger's Redis)."""
+    from workers.context import StopSignal
     from workers.relay import RelayStep
 
     app = Celery("fillpipe", broker=settings.redis_url, include=["workers.tasks"])
@@ -70,5 +72,5 @@ def create_celery_app(settings: Settings) -> Celery:
             },
         },
     )
-    app.steps["worker"].add(RelayStep)
+    app.steps["worker"].update({RelayStep, StopSignal})
     return app

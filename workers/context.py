@@ -1,9 +1,14 @@
-"""The worker's `Runtime`: built once per worker process, shared by its task threads.
+"""The worker's process state: its `Runtime`, and whether it is stopping.
 
-It is built as the worker starts (`worker_init`), and its Redis and S3 connections
-are opened in the background, so the first tasks do not pay for building clients
-(boto3's above all) or connecting. A worker that could not build it then builds it on
-first use, so the error is raised in a task and logged there.
+The runtime is built once per worker process, shared by its task threads: as the worker
+starts (`worker_init`), with its Redis and S3 connections opened in the background, so
+the first tasks do not pay for building clients (boto3's above all) or connecting. A
+worker that could not build it then builds it on first use, so the error is raised in a
+task and logged there.
+
+`stopping` is set as the worker begins to stop, whatever the reason (a signal, a lost
+broker), before its pool waits for the running tasks (`StopSignal`): a submit waiting
+for a provider slot then gives its job back at once instead of holding the shutdown.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 
+from celery import bootsteps
 from celery.signals import worker_init, worker_shutdown
+from celery.worker import WorkController
 
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
@@ -20,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+stopping = threading.Event()
 
 
 def runtime() -> Runtime:
@@ -50,3 +58,19 @@ def _close_runtime(**_: object) -> None:
         if _runtime is not None:
             _runtime.close()
         _runtime = None
+
+
+class StopSignal(bootsteps.StartStopStep):
+    """Sets `stopping` when the worker stops; it starts after the pool, so it stops
+    before the pool waits for its tasks."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def start(self, parent: WorkController) -> None:
+        stopping.clear()
+
+    def stop(self, parent: WorkController) -> None:
+        stopping.set()
+
+    def terminate(self, parent: WorkController) -> None:
+        stopping.set()

@@ -101,6 +101,8 @@ class OutboxRelay:
 class RelayStep(bootsteps.StartStopStep):
     """Runs an `OutboxRelay` in a thread for as long as the worker runs."""
 
+    requires = ("celery.worker.components:Pool",)
+
     def __init__(self, parent: WorkController, **kwargs: object) -> None:
         super().__init__(parent, **kwargs)
         self._stop = threading.Event()
@@ -120,3 +122,5 @@ class RelayStep(bootsteps.StartStopStep):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=STOP_TIMEOUT_S)
+
+    terminate = stop

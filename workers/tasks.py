@@ -22,7 +22,7 @@ from pipeline.runtime import Runtime
 from pipeline.states import JobState
 from pipeline.submit import submit_job
 from workers.app import TASK_COLLECT, TASK_DISPATCH, TASK_RECONCILE, TASK_SUBMIT
-from workers.context import runtime
+from workers.context import runtime, stopping
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,11 @@ def backoff_s(retries: int) -> float:
     return float(min(MAX_COUNTDOWN_S, 2**retries))
 
 
-@shared_task(name=TASK_SUBMIT)
+# A submit task may wait minutes for a provider slot. Its message is acknowledged as it
+# starts: kombu's Redis transport ends a worker whose broker connection drops while it
+# holds unacknowledged messages, and the ledger, not the message, is what keeps the job
+# (a job whose task died is put back in line by the reconcile sweep).
+@shared_task(name=TASK_SUBMIT, acks_late=False)
 def submit(batch_id: str, job_id: str, attempt: int) -> None:
     rt = runtime()
     ref = JobRef(batch_id, job_id)
@@ -88,8 +92,8 @@ def reconcile() -> None:
 
 
 def _stopping() -> bool:
-    """Whether the worker is shutting down (warm or cold)."""
-    return bool(worker_state.should_stop or worker_state.should_terminate)
+    """Whether the worker is shutting down, for whatever reason."""
+    return stopping.is_set() or bool(worker_state.should_stop or worker_state.should_terminate)
 
 
 def _after(rt: Runtime, ref: JobRef, state: JobState | None) -> None:

@@ -92,9 +92,16 @@ class WorkerService(_PythonService):
 
         app = create_celery_app(Settings.from_environ(self._env))
         try:
-            yield lambda: bool(app.control.ping(timeout=0.5))
+            yield lambda: self._answers(app)
         finally:
             app.close()
+
+    @staticmethod
+    def _answers(app: Any) -> bool:
+        try:
+            return bool(app.control.ping(timeout=0.5))
+        except Exception:  # the broker is not reachable yet (restarting, say)
+            return False
 
 
 class BeatService(_PythonService):

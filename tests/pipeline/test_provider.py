@@ -12,7 +12,7 @@ from pipeline.errors import (
     RateLimited,
     UnsafeResult,
 )
-from pipeline.provider import ProviderClient, TaskStatus
+from pipeline.provider import ProviderClient, TaskStatus, encode_body
 from pipeline.settings import Secret
 
 pytestmark = pytest.mark.timeout(10)
@@ -43,7 +43,7 @@ def test_submit_sends_key_and_body_and_reads_answer():
             200, json={"id": "t1", "polling_url": f"{BASE}/v1/get_result?id=t1", "cost": 8.5}
         )
 
-    submission = client(handler).submit({"prompt": "p", "finetune_id": "f"})
+    submission = client(handler).submit(encode_body({"prompt": "p", "finetune_id": "f"}))
     assert seen["url"] == f"{BASE}/v1/flux-pro-1.0-fill-finetuned"
     assert seen["key"] == "the-key"
     assert seen["body"] == {"prompt": "p", "finetune_id": "f"}
@@ -57,7 +57,7 @@ def test_cometapi_uses_bearer_and_its_prefix():
         seen["url"], seen["auth"] = str(request.url), request.headers.get("authorization")
         return httpx.Response(200, json={"id": "t1"})
 
-    submission = client(handler, flavor="cometapi").submit({})
+    submission = client(handler, flavor="cometapi").submit(encode_body({}))
     assert seen == {"url": f"{BASE}/flux/v1/flux-pro-1.0-fill-finetuned", "auth": "Bearer the-key"}
     # No polling_url in the answer: fall back to get_result under the flavour's prefix.
     assert submission.polling_url == f"{BASE}/flux/v1/get_result?id=t1"
@@ -76,18 +76,18 @@ def test_cometapi_uses_bearer_and_its_prefix():
 )
 def test_submit_errors_are_translated(status, body, error):
     with pytest.raises(error):
-        client(answer(status, body)).submit({})
+        client(answer(status, body)).submit(encode_body({}))
 
 
 def test_422_message_names_the_field():
     body = {"detail": [{"loc": ["body", "steps"], "msg": "must be <= 50", "type": "x"}]}
     with pytest.raises(ProviderRejected, match="steps: must be <= 50"):
-        client(answer(422, body)).submit({})
+        client(answer(422, body)).submit(encode_body({}))
 
 
 def test_429_carries_retry_after():
     with pytest.raises(RateLimited) as caught:
-        client(answer(429, {"detail": "busy"}, {"retry-after": "7"})).submit({})
+        client(answer(429, {"detail": "busy"}, {"retry-after": "7"})).submit(encode_body({}))
     assert caught.value.retry_after_s == 7.0
 
 
@@ -99,14 +99,14 @@ def test_connect_error_is_retryable_but_read_timeout_is_ambiguous():
         raise httpx.ReadTimeout("slow", request=request)
 
     with pytest.raises(ProviderUnavailable):
-        client(refuse).submit({})
+        client(refuse).submit(encode_body({}))
     with pytest.raises(AmbiguousSubmit):
-        client(time_out).submit({})
+        client(time_out).submit(encode_body({}))
 
 
 def test_success_without_task_id_is_ambiguous():
     with pytest.raises(AmbiguousSubmit):
-        client(answer(200, {"status": "ok"})).submit({})
+        client(answer(200, {"status": "ok"})).submit(encode_body({}))
 
 
 def test_get_result_reads_ready_and_hides_the_signed_url():
