@@ -1,6 +1,6 @@
 """S3 object tags: the character and length rules, and how many tags a user may add.
 
-Every output carries fillpipe's own tags (see `pipeline.jobs`); S3 allows ten per object,
+Every output carries fillpipe's own tags (see `pipeline.collect`); S3 allows ten per object,
 so user tags get what is left.
 """
 
