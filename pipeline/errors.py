@@ -3,6 +3,9 @@
     FillpipeError
     ├── ConfigError                 settings are missing or malformed: fix the environment
     ├── InputError                  the user's input is wrong: fix it, nothing was spent
+    │   ├── ManifestInvalid         a manifest's rows are wrong: every `Problem` listed
+    │   ├── BadValue                one manifest value fails a check (becomes a `Problem`)
+    │   └── BodyTooLarge            a request body over the receiver's limit (413)
     ├── RetryableError              try the same thing again later
     │   ├── ProviderUnavailable     connect error, 5xx on a GET: safe to repeat
     │   ├── RateLimited             429: wait `retry_after_s`, then repeat
@@ -37,6 +40,10 @@ carries a secret in its message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+MAX_PROBLEMS_LISTED = 200
+
 
 class FillpipeError(Exception):
     """Root of every error fillpipe raises on purpose."""
@@ -48,6 +55,50 @@ class ConfigError(FillpipeError):
 
 class InputError(FillpipeError):
     """The user's input cannot be processed as given; nothing was spent."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest, where it is and how to fix it."""
+
+    source: str
+    line: int
+    field: str
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}: " + (f"{self.field}: " if self.field else "")
+        return where + self.message + (f" ({self.hint})" if self.hint else "")
+
+
+class ManifestInvalid(InputError):
+    """The manifest has problems; `problems` lists every one of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        lines = [f"the manifest has {count} problem{'' if count == 1 else 's'}:"]
+        lines += [str(problem) for problem in self.problems[:MAX_PROBLEMS_LISTED]]
+        if count > MAX_PROBLEMS_LISTED:
+            lines.append(f"… and {count - MAX_PROBLEMS_LISTED} more")
+        return "\n".join(lines)
+
+
+class BadValue(InputError):
+    """A manifest value that fails a check: what is wrong and how to fix it."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message, hint)
+        self.message = message
+        self.hint = hint
+
+
+class BodyTooLarge(InputError):
+    """A request body over the receiver's limit."""
 
 
 class RetryableError(FillpipeError):

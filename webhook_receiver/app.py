@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
-from pipeline.errors import VerificationError
+from pipeline.errors import BodyTooLarge, VerificationError
 from pipeline.recorder import CallbackOutcome, CallbackRecorder
 from pipeline.signing import CallbackClaim, CallbackSigner
 from webhook_receiver.openapi import openapi_schema
@@ -44,10 +44,6 @@ CALLBACK_ROUTE = "/v1/callbacks/bfl/{token}"
 MAX_CALLBACK_BYTES = 256 * 1024
 JSON_MEDIA_TYPE = "application/json"
 JSON_CHARSETS = frozenset({"utf-8", "utf8"})
-
-
-class BodyTooLarge(Exception):
-    """The request body is over the receiver's limit."""
 
 
 def create_app(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
-from celery.worker import state as worker_state
 
 from pipeline import reports
 from pipeline.collect import collect_job, release_collect
@@ -45,7 +44,7 @@ def backoff_s(retries: int) -> float:
 def submit(batch_id: str, job_id: str, attempt: int) -> None:
     rt = runtime()
     ref = JobRef(batch_id, job_id)
-    _after(rt, ref, submit_job(rt, ref, attempt, stopping=_stopping))
+    _after(rt, ref, submit_job(rt, ref, attempt, stopping=stopping.is_set))
     _wake_after_cooldown(rt)
 
 
@@ -89,11 +88,6 @@ def reconcile() -> None:
             len(report.ambiguous),
             report.dispatched,
         )
-
-
-def _stopping() -> bool:
-    """Whether the worker is shutting down, for whatever reason."""
-    return stopping.is_set() or bool(worker_state.should_stop or worker_state.should_terminate)
 
 
 def _after(rt: Runtime, ref: JobRef, state: JobState | None) -> None:

@@ -12,8 +12,8 @@ problems found.
     rows       records checked into `ManifestRow`s (`validate_rows`)
 """
 
+from pipeline.errors import ManifestInvalid, Problem
 from pipeline.manifest.fields import ManifestFormat
-from pipeline.manifest.problems import ManifestInvalid, Problem
 from pipeline.manifest.reading import detect_format, read_records
 from pipeline.manifest.rows import ManifestRow, validate_rows
 from pipeline.templates import resolve_output

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Literal, TypeVar
 
 from pipeline import tags as s3tags
-from pipeline.errors import InputError
+from pipeline.errors import BadValue, InputError
 from pipeline.manifest.problems import plain, show
 from pipeline.models import OUTPUT_FORMATS, OutputFormat, Range
 from pipeline.storage import S3_SCHEME, S3Uri
@@ -42,15 +42,6 @@ BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, 
 _V = TypeVar("_V")
 _N = TypeVar("_N", int, float)
 Parser = Callable[[object, ManifestFormat], _V]
-
-
-class BadValue(Exception):
-    """A value that fails a check: what is wrong and how to fix it."""
-
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message, hint)
-        self.message = message
-        self.hint = hint
 
 
 def as_text(value: object, fmt: ManifestFormat) -> str:

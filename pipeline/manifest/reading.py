@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 
 from pipeline import tags as s3tags
-from pipeline.errors import InputError
+from pipeline.errors import InputError, ManifestInvalid, Problem
 from pipeline.manifest.fields import (
     KNOWN_FIELDS,
     REQUIRED_FIELDS,
@@ -18,7 +18,7 @@ from pipeline.manifest.fields import (
     known_hint,
     tag_key_hint,
 )
-from pipeline.manifest.problems import ManifestInvalid, Problem, cut
+from pipeline.manifest.problems import cut
 
 FORMATS_BY_SUFFIX: dict[str, ManifestFormat] = {
     ".jsonl": "jsonl",

@@ -12,11 +12,10 @@ from typing import TypeVar, cast
 from urllib.parse import quote
 
 from pipeline import tags as s3tags
-from pipeline.errors import InputError
+from pipeline.errors import BadValue, InputError, ManifestInvalid, Problem
 from pipeline.manifest.fields import (
     KNOWN_FIELDS,
     TAG_COLUMN_PREFIX,
-    BadValue,
     ManifestFormat,
     Parser,
     as_bool,
@@ -30,7 +29,7 @@ from pipeline.manifest.fields import (
     ranged,
     tag_key_hint,
 )
-from pipeline.manifest.problems import ManifestInvalid, Problem, cut, show
+from pipeline.manifest.problems import cut, show
 from pipeline.manifest.reading import read_records
 from pipeline.models import (
     EXTENSIONS,
