@@ -136,12 +136,13 @@ class _RowCheck:
             return default
 
     def required_text(self, name: str) -> str:
+        hint = f"give every row a value for {name}"
         if self.value(name) is None:
-            self.report(name, "is required", f"give every row a {name}")
+            self.report(name, "is required", hint)
             return ""
         text = self.get(name, as_text, "")
         if isinstance(self.value(name), str) and not text.strip():
-            self.report(name, "is empty", f"give every row a {name}")
+            self.report(name, "is empty", hint)
             return ""
         return text
 
