@@ -61,9 +61,6 @@ SLOT_STATES = frozenset(
     {JobState.DISPATCHED, JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING}
 )
 
-# Accepted callbacks may name a job in these states (its task may have ended).
-IN_FLIGHT_STATES = frozenset({JobState.SUBMITTING, JobState.AWAITING_RESULT, JobState.COLLECTING})
-
 _S = JobState
 # state -> the states it may move to. A move to the same state re-files the job for the
 # reconcile sweep (a later deadline) without changing it.

@@ -27,7 +27,6 @@ from pipeline.ledger.keys import Keys
 from pipeline.models import JobRef
 
 GROUP = "relay"
-TASKS = ("submit", "collect")
 Entry = tuple[str, dict[str, str]]
 
 

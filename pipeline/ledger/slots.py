@@ -45,10 +45,6 @@ class Slots:
         self._keys = keys
         self._scripts = scripts
 
-    @property
-    def capacity(self) -> int:
-        return self._scripts.context.slots
-
     def dispatch(self) -> int:
         """Hand free slots to waiting jobs and dispatch queued jobs to submit tasks
         (nothing while the account is paused or cooling down); return how many jobs
@@ -83,6 +79,3 @@ class Slots:
             self._keys.ref(key): int(attempt)
             for key, attempt in self._redis.hgetall(self._keys.leases).items()
         }
-
-    def in_use(self) -> int:
-        return int(self._redis.hlen(self._keys.leases))

@@ -22,8 +22,6 @@ local GO_TTL_S = 600
 
 local function job_key(batch, job) return P .. 'job:' .. batch .. ':' .. job end
 local function batch_key(batch) return P .. 'batch:' .. batch end
--- A job key's batch id (batch ids never contain ':'; job ids may).
-local function batch_of(jkey) return string.match(string.sub(jkey, #P + 5), '^[^:]*') end
 local function go_key(jkey, attempt) return P .. 'go:' .. string.sub(jkey, #P + 5) .. ':' .. attempt end
 
 -- Moves one job from `from` to `to` in its batch's counters.
