@@ -5,6 +5,9 @@
     ├── InputError                  the user's input is wrong: fix it, nothing was spent
     │   ├── ManifestInvalid         a manifest's rows are wrong: every `Problem` listed
     │   ├── BadValue                one manifest value fails a check (becomes a `Problem`)
+    │   ├── RulesInvalid            a trigger rules file is wrong: every `Problem` listed
+    │   ├── MalformedEvent          a storage event that is not S3's, SNS's or
+    │   │                           EventBridge's shape (acknowledged, never retried)
     │   └── BodyTooLarge            a request body over the receiver's limit (413)
     ├── RetryableError              try the same thing again later
     │   ├── ProviderUnavailable     connect error, 5xx on a GET: safe to repeat
@@ -95,6 +98,18 @@ class BadValue(InputError):
         super().__init__(message, hint)
         self.message = message
         self.hint = hint
+
+
+class RulesInvalid(ManifestInvalid):
+    """A trigger rules file has problems; `problems` lists every one of them."""
+
+    def __str__(self) -> str:
+        return super().__str__().replace("the manifest has", "the rules file has", 1)
+
+
+class MalformedEvent(InputError):
+    """A storage event notification fillpipe cannot read: not JSON, or not the shape of
+    an S3, MinIO, SNS or EventBridge notification."""
 
 
 class BodyTooLarge(InputError):
