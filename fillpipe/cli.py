@@ -7,17 +7,16 @@ so `source DIR/stack.env` points any shell at a running embedded stack.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from pipeline.errors import ConfigError, InputError
+from fillpipe.output import exit_on_known_errors
+from fillpipe.watch_cli import watch
 
 DEFAULT_STATE_DIR = Path(".fillpipe")
 EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
+
 
 state_dir_option = click.option(
     "--state-dir",
@@ -54,7 +53,7 @@ def up(state_dir: Path) -> None:
     """
     from fillpipe.stack import run_foreground
 
-    _exit_on_known_errors(lambda: run_foreground(state_dir, os.environ))
+    exit_on_known_errors(lambda: run_foreground(state_dir, os.environ))
 
 
 @main.command()
@@ -86,7 +85,7 @@ def demo(jobs: int, out_dir: Path, state_dir: Path, as_json: bool) -> None:
     """
     from fillpipe.demo import run_demo
 
-    _exit_on_known_errors(
+    exit_on_known_errors(
         lambda: run_demo(
             jobs=jobs, out_dir=out_dir, state_dir=state_dir, environ=os.environ, as_json=as_json
         )
@@ -138,7 +137,7 @@ def submit(
     from fillpipe.submit import SubmitOptions, run_submit
 
     options = SubmitOptions(dry_run, wait, budget_usd, check_inputs, priority, as_json)
-    _exit_on_known_errors(lambda: run_submit(manifest, os.environ, options))
+    exit_on_known_errors(lambda: run_submit(manifest, os.environ, options))
 
 
 @main.command()
@@ -151,7 +150,7 @@ def status(batch: str, as_json: bool, watch: bool) -> None:
     """Show a batch's jobs by state, its cost so far and the provider account's state."""
     from fillpipe.batches import show_status
 
-    _exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json, watch=watch))
+    exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json, watch=watch))
 
 
 @main.command()
@@ -171,7 +170,7 @@ def batches(limit: int, as_json: bool) -> None:
     """
     from fillpipe.batches import list_batches
 
-    _exit_on_known_errors(lambda: list_batches(os.environ, limit=limit, as_json=as_json))
+    exit_on_known_errors(lambda: list_batches(os.environ, limit=limit, as_json=as_json))
 
 
 @main.command()
@@ -188,7 +187,7 @@ def results(batch: str, fmt: str) -> None:
     """Print one line per job: state, output URI, cost, error."""
     from fillpipe.batches import print_results
 
-    _exit_on_known_errors(
+    exit_on_known_errors(
         lambda: print_results(batch, os.environ, fmt="csv" if fmt == "csv" else "jsonl")
     )
 
@@ -199,7 +198,7 @@ def retry(batch: str) -> None:
     """Run a batch's failed jobs again, each as a new attempt."""
     from fillpipe.batches import retry_batch
 
-    _exit_on_known_errors(lambda: retry_batch(batch, os.environ))
+    exit_on_known_errors(lambda: retry_batch(batch, os.environ))
 
 
 @main.command()
@@ -211,7 +210,7 @@ def resume() -> None:
     """
     from fillpipe.batches import resume_account
 
-    _exit_on_known_errors(lambda: resume_account(os.environ))
+    exit_on_known_errors(lambda: resume_account(os.environ))
 
 
 @main.command()
@@ -220,7 +219,7 @@ def cancel(batch: str) -> None:
     """Stop a batch: no new submissions; jobs already submitted still finish and are stored."""
     from fillpipe.batches import cancel_batch
 
-    _exit_on_known_errors(lambda: cancel_batch(batch, os.environ))
+    exit_on_known_errors(lambda: cancel_batch(batch, os.environ))
 
 
 @main.command()
@@ -244,7 +243,7 @@ def worker(queues: str, concurrency: int | None, loglevel: str) -> None:
     the tasks mostly wait on S3, the provider and Redis)."""
     from fillpipe.services import run_worker
 
-    _exit_on_known_errors(
+    exit_on_known_errors(
         lambda: run_worker(os.environ, queues=queues, concurrency=concurrency, loglevel=loglevel)
     )
 
@@ -262,7 +261,7 @@ def beat(schedule: Path, loglevel: str) -> None:
     """Run Celery beat, which schedules the reconcile sweep (run exactly one)."""
     from fillpipe.services import run_beat
 
-    _exit_on_known_errors(lambda: run_beat(os.environ, schedule=schedule, loglevel=loglevel))
+    exit_on_known_errors(lambda: run_beat(os.environ, schedule=schedule, loglevel=loglevel))
 
 
 @main.command()
@@ -272,7 +271,7 @@ def receiver(host: str, port: int) -> None:
     """Run the webhook receiver (provider callbacks, health) under uvicorn."""
     from fillpipe.services import run_receiver
 
-    _exit_on_known_errors(lambda: run_receiver(os.environ, host=host, port=port))
+    exit_on_known_errors(lambda: run_receiver(os.environ, host=host, port=port))
 
 
 @main.command()
@@ -282,13 +281,7 @@ def emulator(host: str, port: int) -> None:
     """Run the local provider emulator (configured by FILLPIPE_EMULATOR_* variables)."""
     from fillpipe.services import run_emulator
 
-    _exit_on_known_errors(lambda: run_emulator(os.environ, host=host, port=port))
+    exit_on_known_errors(lambda: run_emulator(os.environ, host=host, port=port))
 
 
-def _exit_on_known_errors(action: Callable[[], object]) -> None:
-    """Run `action`; turn configuration and input errors into a message and exit code 2."""
-    try:
-        action()
-    except (ConfigError, InputError) as error:
-        click.echo(f"fillpipe: {error}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+main.add_command(watch)

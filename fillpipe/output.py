@@ -10,17 +10,20 @@ reads: progress bars and spinners, on stderr.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import click
 from rich.console import Console
 
+from pipeline.errors import ConfigError, InputError
 from pipeline.ledger import AccountState, BatchSummary
 from pipeline.models import CREDITS_PER_USD
 from pipeline.states import JobState
 
 COLUMN_GAP = "  "
+EXIT_BAD_INPUT = 2
 
 
 def data(line: str = "") -> None:
@@ -110,3 +113,12 @@ def account_json(account: AccountState, slots: int) -> dict[str, object]:
 
 def cost_text(credits: float) -> str:
     return f"{credits:g} credits (${credits / CREDITS_PER_USD:.2f})"
+
+
+def exit_on_known_errors(action: Callable[[], object]) -> None:
+    """Run `action`; turn configuration and input errors into a message and exit code 2."""
+    try:
+        action()
+    except (ConfigError, InputError) as error:
+        click.echo(f"fillpipe: {error}", err=True)
+        sys.exit(EXIT_BAD_INPUT)

@@ -13,10 +13,14 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from pipeline.errors import ConfigError
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
+from pipeline.triggers.intake import TriggerIntake
+from pipeline.triggers.rules import load_rules
 from webhook_receiver.app import create_app as create_receiver_app
+from webhook_receiver.events import EventHandlers
 from workers.app import create_celery_app
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -64,12 +68,27 @@ def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> No
 
 def build_receiver_app(settings: Settings) -> Starlette:
     """The receiver wired to the ledger: each recorded callback queues its collect and
-    fills the slot it frees, in the same script."""
+    fills the slot it frees, in the same script. With `FILLPIPE_RULES_FILE` it also
+    takes storage events, which need `FILLPIPE_EVENTS_TOKEN`."""
     return create_receiver_app(
         signer=CallbackSigner(settings.signing_keys, max_age_s=settings.callback_token_max_age_s),
         recorder=CallbackRecorder.from_settings(settings),
         require_signature=settings.require_signature,
+        events=_event_handlers(settings),
     )
+
+
+def _event_handlers(settings: Settings) -> EventHandlers | None:
+    if settings.rules_file is None:
+        return None
+    if not settings.events_token:
+        raise ConfigError(
+            "FILLPIPE_EVENTS_TOKEN is not set: the receiver takes storage events "
+            "(FILLPIPE_RULES_FILE is set) only with a token (a long random string; "
+            "MinIO sends it as its auth_token, EventBridge as x-api-key)"
+        )
+    rules = load_rules(settings.rules_file)
+    return EventHandlers(TriggerIntake.from_settings(settings, rules), settings.events_token)
 
 
 def run_receiver(environ: Mapping[str, str], *, host: str, port: int) -> None:

@@ -90,6 +90,8 @@ class JobSpec:
     # `inputs_digest` of the image and mask that `fillpipe submit` decoded in full; the
     # submit task skips decoding the same bytes again. None: the task checks them fully.
     checked_inputs: str | None = None
+    # How a triggered job came to be: its rule, the event's origin, the object's ETag.
+    origin: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
@@ -105,6 +107,7 @@ class JobSpec:
             params=EditParams(**data["params"]),
             tags=dict(data["tags"]),
             checked_inputs=data.get("checked_inputs"),
+            origin=dict(data.get("origin") or {}),
         )
 
 

@@ -5,6 +5,8 @@
     awaiting_result  its task is known: polled (a collect queued); an ambiguous submit
                      that nothing named by its deadline: back in line, a new attempt
     collecting       the collect died: collected again
+    awaiting_mask    its mask did not land in time: queued if it is there after all
+                     (its event was missed), else failed
 
 A lost webhook therefore delays a job by `callback_late_s` but never loses it. Each job
 is re-filed with a later deadline in the same step, so the next sweep does not repeat
@@ -20,6 +22,7 @@ from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line
 from pipeline.runtime import Runtime
 from pipeline.states import JobState
+from pipeline.triggers.masks import settle_overdue
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,15 @@ class SweepReport:
     polled: list[JobRef] = field(default_factory=list)
     requeued: list[JobRef] = field(default_factory=list)
     ambiguous: list[JobRef] = field(default_factory=list)
+    # Jobs whose mask wait ended: queued (their mask is there) or failed.
+    masks_settled: list[JobRef] = field(default_factory=list)
     dispatched: int = 0
 
     @property
     def acted(self) -> bool:
-        return bool(self.polled or self.requeued or self.ambiguous or self.dispatched)
+        return bool(
+            self.polled or self.requeued or self.ambiguous or self.masks_settled or self.dispatched
+        )
 
 
 def sweep(rt: Runtime) -> SweepReport:
@@ -43,6 +50,8 @@ def sweep(rt: Runtime) -> SweepReport:
         record = rt.ledger.jobs.get(ref)
         if record is None or record.state is JobState.QUEUED or record.state.is_terminal:
             rt.ledger.jobs.unfile(ref)
+        elif record.state is JobState.AWAITING_MASK:
+            _settle_mask_wait(rt, record, report)
         elif record.state is JobState.DISPATCHED:
             _requeue(rt, record, "its submit never began; back in line", report)
         elif record.state is JobState.SUBMITTING:
@@ -53,8 +62,17 @@ def sweep(rt: Runtime) -> SweepReport:
         else:
             _poll(rt, record, report)
     return SweepReport(
-        report.polled, report.requeued, report.ambiguous, dispatched=rt.ledger.slots.dispatch()
+        report.polled,
+        report.requeued,
+        report.ambiguous,
+        report.masks_settled,
+        dispatched=rt.ledger.slots.dispatch(),
     )
+
+
+def _settle_mask_wait(rt: Runtime, record: JobRecord, report: SweepReport) -> None:
+    settle_overdue(rt.ledger, rt.storage, record, rt.settings.deadlines.mask_wait_s)
+    report.masks_settled.append(record.ref)
 
 
 def _requeue(rt: Runtime, record: JobRecord, reason: str, report: SweepReport) -> None:

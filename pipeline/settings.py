@@ -59,6 +59,8 @@ class Deadlines:
     collect_late_s: float = 300.0
     # How often the reconcile sweep looks for late jobs.
     reconcile_every_s: float = 10.0
+    # A triggered job whose image landed before its mask: how long it waits for the mask.
+    mask_wait_s: float = 60.0
 
 
 class Secret:
@@ -125,6 +127,10 @@ class Settings:
     require_signature: bool = False
     deadlines: Deadlines = field(default_factory=Deadlines)
     on_lost_result: LostResultPolicy = "fail"
+    # Trigger rules (a TOML file) for S3 events; the token the receiver's event route
+    # requires (a Bearer token or an x-api-key header).
+    rules_file: str | None = None
+    events_token: Secret | None = None
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -157,6 +163,8 @@ class Settings:
             require_signature=env.boolean("REQUIRE_SIGNATURE", default=False),
             deadlines=env.deadlines(),
             on_lost_result=env.choice("ON_LOST_RESULT", LOST_RESULT_POLICIES),
+            rules_file=env.optional("RULES_FILE"),
+            events_token=_maybe_secret(env.optional("EVENTS_TOKEN")),
         )
         env.raise_problems()
         return settings

@@ -7,6 +7,9 @@ checked against (`check_move`, called by `pipeline.ledger.jobs.JobStore.transiti
                 (back in line: not submitted, or     (the task still runs)
                  no trace of an ambiguous submit)
 
+A job made by a trigger rule whose image landed before its mask starts in
+`awaiting_mask`, and moves to `queued` once the mask is there.
+
 The dispatcher (in the ledger's scripts) makes one move, handing a queued job to a
 submit task (`dispatched`); every other move goes through `check_move` and the table
 below. A dispatched job takes a provider slot once its request is ready, and holds it
@@ -24,6 +27,7 @@ from pipeline.errors import IllegalMove
 class JobState(StrEnum):
     """Where a job is. Terminal states never change again (but `failed` may be retried)."""
 
+    AWAITING_MASK = "awaiting_mask"
     QUEUED = "queued"
     DISPATCHED = "dispatched"
     SUBMITTING = "submitting"
@@ -55,6 +59,9 @@ TERMINAL_STATES = frozenset(
     }
 )
 
+# The states a job is recorded in: a manifest's jobs and most triggered ones are queued.
+INITIAL_STATES = frozenset({JobState.QUEUED, JobState.AWAITING_MASK})
+
 # From just before the POST until the provider says the task has ended (the collect
 # gives the slot back as soon as it reads that, before it downloads the result).
 SLOT_STATES = frozenset(
@@ -65,6 +72,9 @@ _S = JobState
 # state -> the states it may move to. A move to the same state re-files the job for the
 # reconcile sweep (a later deadline) without changing it.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # A triggered job whose image landed before its mask: in line once the mask lands,
+    # failed when it has not by its deadline, cancelled with its batch.
+    _S.AWAITING_MASK: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELLED}),
     _S.QUEUED: frozenset({_S.DISPATCHED, _S.CANCELLED}),
     # The submit task: begins the POST (holding a slot), or ends the job before paying
     # (cancelled batch, bad input, over budget), or gives it back to its line (inputs

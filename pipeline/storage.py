@@ -65,6 +65,23 @@ class StoredObject:
     metadata: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ObjectHead:
+    """What a HEAD tells of an object: its ETag (no quotes), version, size, metadata."""
+
+    etag: str
+    version_id: str | None
+    size: int
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    etag: str
+    size: int
+
+
 class Storage:
     """The S3 operations the pipeline needs, over one shared boto3 client."""
 
@@ -179,6 +196,35 @@ class Storage:
                 return None
             raise _translate(error, uri) from None
         return dict(response.get("Metadata", {}))
+
+
+    def head(self, uri: S3Uri) -> ObjectHead | None:
+        """The object's ETag, version, size and metadata, or None when it does not exist."""
+        try:
+            response = self._s3.head_object(Bucket=uri.bucket, Key=uri.key)
+        except ClientError as error:
+            if _code(error) in _MISSING_CODES:
+                return None
+            raise _translate(error, uri) from None
+        version = response.get("VersionId")
+        return ObjectHead(
+            etag=response.get("ETag", "").strip('"'),
+            version_id=None if version in (None, "null") else version,
+            size=int(response.get("ContentLength", 0)),
+            metadata=dict(response.get("Metadata", {})),
+        )
+
+    def list_pages(self, bucket: str, prefix: str) -> Iterator[list[ListedObject]]:
+        """Every object under `prefix`, a page (up to 1,000) at a time, in key order."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                yield [
+                    ListedObject(item["Key"], item.get("ETag", "").strip('"'), item.get("Size", 0))
+                    for item in page.get("Contents", [])
+                ]
+        except ClientError as error:
+            raise _translate(error, S3Uri(bucket, prefix)) from None
 
 
 def make_s3_client(settings: Settings) -> S3Client:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.states import TERMINAL_STATES, TRANSITIONS, JobState
+from pipeline.states import INITIAL_STATES, TERMINAL_STATES, TRANSITIONS
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -28,7 +28,8 @@ def test_the_state_diagram_draws_exactly_the_transition_table():
         (source.value, target.value) for source in TRANSITIONS for target in TRANSITIONS[source]
     }
     ends = {(state.value, "[*]") for state in TERMINAL_STATES}
-    assert drawn == table | ends | {("[*]", JobState.QUEUED.value)}
+    starts = {("[*]", state.value) for state in INITIAL_STATES}
+    assert drawn == table | ends | starts
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)

@@ -10,6 +10,8 @@
                                      200 when accepted (also duplicates, running tasks
                                          and stale attempts, which change nothing);
                                      503 when Redis or the broker cannot be reached.
+    HEAD, POST /v1/events/s3         storage events (MinIO, EventBridge), when trigger
+                                     rules are configured: see `webhook_receiver.events`
     GET  /healthz                    200 when the ledger's Redis answers, else 503
     GET  /openapi.json               the OpenAPI description of the above
 
@@ -36,6 +38,8 @@ from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
 from pipeline.errors import BodyTooLarge, VerificationError
 from pipeline.recorder import CallbackOutcome, CallbackRecorder
 from pipeline.signing import CallbackClaim, CallbackSigner
+from webhook_receiver.bodies import answer, read_body
+from webhook_receiver.events import EVENTS_ROUTE, EventHandlers
 from webhook_receiver.openapi import openapi_schema
 
 log = logging.getLogger(__name__)
@@ -52,21 +56,31 @@ def create_app(
     recorder: CallbackRecorder,
     require_signature: bool = False,
     max_body_bytes: int = MAX_CALLBACK_BYTES,
+    events: EventHandlers | None = None,
 ) -> Starlette:
     """The receiver app; its collaborators are built by the caller (the composition root).
+    With `events`, it also takes storage events.
 
-    The app closes `recorder` when it shuts down.
+    The app closes `recorder` (and `events`) when it shuts down.
     """
     receiver = ReceiverHandlers(
-        signer, recorder, require_signature=require_signature, max_body_bytes=max_body_bytes
+        signer,
+        recorder,
+        require_signature=require_signature,
+        max_body_bytes=max_body_bytes,
+        events=events,
     )
+    routes = [
+        Route(CALLBACK_ROUTE, receiver.callback, methods=["POST"]),
+        Route("/healthz", receiver.healthz, methods=["GET"]),
+        Route("/openapi.json", receiver.openapi, methods=["GET"], include_in_schema=False),
+    ]
+    if events is not None:
+        routes.append(Route(EVENTS_ROUTE, events.post, methods=["POST"]))
+        routes.append(Route(EVENTS_ROUTE, events.head, methods=["HEAD"]))
     return Starlette(
         lifespan=receiver.lifespan,
-        routes=[
-            Route(CALLBACK_ROUTE, receiver.callback, methods=["POST"]),
-            Route("/healthz", receiver.healthz, methods=["GET"]),
-            Route("/openapi.json", receiver.openapi, methods=["GET"], include_in_schema=False),
-        ],
+        routes=routes,
         exception_handlers={HTTPException: _http_error},
     )
 
@@ -81,7 +95,9 @@ class ReceiverHandlers:
         *,
         require_signature: bool,
         max_body_bytes: int,
+        events: EventHandlers | None = None,
     ) -> None:
+        self._events = events
         self._signer = signer
         self._recorder = recorder
         self._require_signature = require_signature
@@ -93,9 +109,9 @@ class ReceiverHandlers:
     async def callback(self, request: Request) -> Response:
         """A provider callback, checked in the order the module docstring lists."""
         try:
-            body = await _read_body(request, self._max_body_bytes)
+            body = await read_body(request, self._max_body_bytes)
         except BodyTooLarge:
-            return _answer(413, "request body too large")
+            return answer(413, "request body too large")
         try:
             claim = self._signer.verify(
                 request.path_params["token"],
@@ -105,15 +121,15 @@ class ReceiverHandlers:
             )
         except VerificationError as error:
             log.info("callback rejected: %s", error)
-            return _answer(401, "unauthorized")
+            return answer(401, "unauthorized")
         if not _is_json(request.headers.get("content-type", "")):
             log.info("callback for %s rejected: content type is not JSON", claim.ref)
-            return _answer(415, "content type must be application/json")
+            return answer(415, "content type must be application/json")
         try:
             report = parse_callback(body)
         except MalformedCallback as error:
             log.info("callback for %s rejected: %s", claim.ref, error)
-            return _answer(400, "malformed callback body")
+            return answer(400, "malformed callback body")
         return await self._record(claim, report)
 
     async def _record(self, claim: CallbackClaim, report: CallbackReport) -> Response:
@@ -123,9 +139,9 @@ class ReceiverHandlers:
         except Exception as error:
             # Only the type: Redis errors can name hosts.
             log.error("callback for %s not recorded: %s", claim.ref, type(error).__name__)
-            return _answer(503, "temporarily unavailable")
+            return answer(503, "temporarily unavailable")
         if outcome is CallbackOutcome.UNKNOWN:
-            return _answer(404, "not found")
+            return answer(404, "not found")
         log.info("callback for %s attempt %d: %s", claim.ref, claim.attempt, outcome.value)
         return JSONResponse({"status": "ok"})
 
@@ -135,7 +151,7 @@ class ReceiverHandlers:
             await self._recorder.ping()
         except Exception as error:
             log.warning("health check: Redis does not answer (%s)", type(error).__name__)
-            return _answer(503, "temporarily unavailable")
+            return answer(503, "temporarily unavailable")
         return JSONResponse({"status": "ok"})
 
     async def openapi(self, _: Request) -> Response:
@@ -144,9 +160,11 @@ class ReceiverHandlers:
 
     @asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
-        """Close the recorder when the app shuts down."""
+        """Close the recorder (and the event intake) when the app shuts down."""
         yield
         await self._recorder.aclose()
+        if self._events is not None:
+            self._events.close()
 
 
 async def _http_error(_: Request, error: Exception) -> Response:
@@ -173,30 +191,3 @@ def _is_json(content_type: str) -> bool:
         if name == "charset" and value.strip().strip('"').lower() not in JSON_CHARSETS:
             return False
     return True
-
-
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if _over(declared, max_bytes):
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _over(declared: str, max_bytes: int) -> bool:
-    """True when a declared Content-Length is over `max_bytes` (ASCII digits only, and
-    never converted when it is too long to matter: no int-size errors)."""
-    declared = declared.strip()
-    if not (declared.isascii() and declared.isdigit()):
-        return False  # absent or malformed: the streamed size is what counts
-    return len(declared) > len(str(max_bytes)) or int(declared) > max_bytes
-
-
-def _answer(status_code: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status_code)

@@ -7,6 +7,7 @@
     slots      the account's slot leases and the dispatcher that fills them
     account    pause and cool-down of the provider account
     outbox     work for the workers, queued atomically with the state changes
+    triggers   jobs made by trigger rules: once per event, waiting for masks
 
 `Ledger` puts them together over one client; create one per process.
 """
@@ -26,6 +27,7 @@ from pipeline.ledger.keys import KEY_PREFIX, Keys
 from pipeline.ledger.outbox import Outbox, OutboxEntry
 from pipeline.ledger.scripts import Callback, Scripts, Transition, script_context
 from pipeline.ledger.slots import Slots
+from pipeline.ledger.triggers import TriggerStore
 from pipeline.settings import Deadlines, Settings
 
 __all__ = [
@@ -63,6 +65,7 @@ class Ledger:
         self.slots = Slots(client, self.keys, self.scripts)
         self.account = Account(client, self.keys)
         self.outbox = Outbox(client, self.keys)
+        self.triggers = TriggerStore(client, self.keys, self.scripts)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Ledger:

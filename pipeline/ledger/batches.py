@@ -110,11 +110,14 @@ class BatchStore:
         return [summary for summary in summaries if summary is not None]
 
     def cancel(self, batch_id: str) -> int:
-        """Submit nothing more of the batch; return how many queued jobs were cancelled.
-        Jobs already with the provider still finish."""
+        """Submit nothing more of the batch; return how many jobs not yet dispatched were
+        cancelled. Jobs already with the provider still finish; a rolling batch records
+        later jobs as cancelled."""
         self._redis.hset(self._keys.batch(batch_id), "cancelled", 1)
         self._redis.zrem(self._keys.ready, batch_id)
-        return self._move_all(batch_id, JobState.QUEUED, JobState.CANCELLED, {})
+        return self._move_all(batch_id, JobState.QUEUED, JobState.CANCELLED, {}) + self._move_all(
+            batch_id, JobState.AWAITING_MASK, JobState.CANCELLED, {}
+        )
 
     def is_cancelled(self, batch_id: str) -> bool:
         return self._redis.hget(self._keys.batch(batch_id), "cancelled") == "1"

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from pipeline.ledger.keys import Keys
-from pipeline.models import JobRef
+from pipeline.models import JobRef, JobSpec
 from pipeline.settings import Deadlines
 from pipeline.states import JobState
 
@@ -119,6 +119,7 @@ class Scripts:
                 "take_slot",
                 "reserve_budget",
                 "accept_callbacks",
+                "add_triggered",
             )
         }
 
@@ -191,3 +192,31 @@ class Scripts:
             str(answer)
             for answer in run(keys=[], args=accept_callbacks_args(self.context, callbacks))
         ]
+
+    def add_triggered(
+        self,
+        spec: JobSpec,
+        *,
+        source: str,
+        seen: str,
+        event_id: str,
+        order: str,
+        seen_ttl_s: int,
+        waits_for: str | None,
+        late_at: float | None,
+    ) -> str:
+        return str(
+            self._call(
+                "add_triggered",
+                batch=spec.ref.batch_id,
+                job=spec.ref.job_id,
+                spec=spec.to_json(),
+                source=source,
+                seen=seen,
+                event_id=event_id,
+                order=order,
+                seen_ttl_s=seen_ttl_s,
+                waits_for=waits_for,
+                late_at=late_at,
+            )
+        )

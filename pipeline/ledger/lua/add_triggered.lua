@@ -1,0 +1,42 @@
+-- Records one job made by a trigger rule, unless its event was seen already. Its batch
+-- (the rule's rolling batch of the day) is created on first use.
+-- Arguments:
+--   batch, job      the job; `source` the batch's source (for a new batch)
+--   spec            the job's spec (JSON)
+--   waits_for       the key of the mask-wait set to join, or null: the job is queued
+--   late_at         when a job waiting for its mask has waited too long
+--   seen            the key marking the latest event of this rule and object
+--   event_id        the event's identity (version or ETag, and sequencer)
+--   order           the event's sequencer in comparable form, or '' (none)
+--   seen_ttl_s      how long the mark is kept
+-- An event already marked, or older than the marked one (its sequencer is smaller),
+-- records nothing. A job of a cancelled batch is recorded as cancelled.
+-- Returns the state the job was recorded in, or 'duplicate' or 'stale'.
+local mark = redis.call('HMGET', A.seen, 'id', 'order')
+if mark[1] == A.event_id then return 'duplicate' end
+if A.order ~= '' and mark[2] and mark[2] ~= '' and A.order < mark[2] then return 'stale' end
+local jkey, bkey = job_key(A.batch, A.job), batch_key(A.batch)
+if redis.call('EXISTS', jkey) == 1 then return 'duplicate' end
+if redis.call('EXISTS', bkey) == 0 then
+  redis.call('HSET', bkey, 'created_at', A.now, 'total', 0, 'priority', 1, 'source', A.source)
+  redis.call('ZADD', P .. 'batches', A.now, A.batch)
+end
+local state = 'queued'
+if A.waits_for ~= cjson.null then state = 'awaiting_mask' end
+if redis.call('HGET', bkey, 'cancelled') == '1' then state = 'cancelled' end
+redis.call('HSET', jkey, 'spec', A.spec, 'state', state, 'attempt', 0, 'updated_at', A.now)
+redis.call('RPUSH', bkey .. ':jobs', A.job)
+redis.call('HINCRBY', bkey, 'total', 1)
+redis.call('HINCRBY', bkey, 'n:' .. state, 1)
+redis.call('HSET', A.seen, 'id', A.event_id, 'order', A.order)
+redis.call('EXPIRE', A.seen, A.seen_ttl_s)
+if state == 'awaiting_mask' then
+  redis.call('ZADD', AWAITING, A.late_at, jkey)
+  redis.call('SADD', A.waits_for, jkey)
+  -- The sweep takes the job out when it stops waiting; the expiry is a safety net.
+  redis.call('EXPIREAT', A.waits_for, math.ceil(A.late_at) + 3600)
+elseif state == 'queued' then
+  join_ready(A.batch)
+  dispatch()
+end
+return state
