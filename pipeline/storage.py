@@ -197,7 +197,6 @@ class Storage:
             raise _translate(error, uri) from None
         return dict(response.get("Metadata", {}))
 
-
     def head(self, uri: S3Uri) -> ObjectHead | None:
         """The object's ETag, version, size and metadata, or None when it does not exist."""
         try:

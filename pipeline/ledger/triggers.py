@@ -1,10 +1,10 @@
 """Triggered jobs in the ledger: recording them once per event, and their masks.
 
-    seen:<rule>:<bucket>/<key>     hash: id, order of the latest event recorded for the
-                                   rule and object (deduplication, out-of-order events)
-    mask-wait:<mask uri>           set: keys of the jobs waiting for that mask
-    listing:<bucket>/<prefix>      hash: key -> ETag, the listing poller's cursor
-    listing-started:<bucket>/<prefix>   string: the poller has taken its first listing
+seen:<rule>:<bucket>/<key>     hash: id, order of the latest event recorded for the
+                               rule and object (deduplication, out-of-order events)
+mask-wait:<mask uri>           set: keys of the jobs waiting for that mask
+listing:<bucket>/<prefix>      hash: key -> ETag, the listing poller's cursor
+listing-started:<bucket>/<prefix>   string: the poller has taken its first listing
 """
 
 from __future__ import annotations
