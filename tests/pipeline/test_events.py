@@ -3,20 +3,18 @@ encoding, the messages that make no job, and malformed input (never another exce
 
 The samples follow the shapes of AWS's documentation ("Event message structure",
 "EventBridge event message structure"), of MinIO's `event.Event` (cmd/event-notification.go,
-key through Go's `url.QueryEscape`) and of moto's generator (moto/s3/notifications.py);
-the last tests run moto in-process to produce real S3 → SQS, S3 → SNS → SQS and
-S3 → EventBridge → SQS messages.
+key through Go's `url.QueryEscape`) and of moto's generator (moto/s3/notifications.py).
+The messages a real moto server sends through SQS, SNS and EventBridge are read in
+tests/triggers/test_sqs.py.
 """
 
 import contextlib
 import json
 from urllib.parse import quote, quote_plus
 
-import boto3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from pipeline.errors import MalformedEvent
 from pipeline.triggers.events import (
@@ -745,105 +743,3 @@ def padded_compare(a: str, b: str) -> int:
 def test_sequencer_order_agrees_with_the_s3_rule(a, b):
     x, y = sequencer_order(a), sequencer_order(b)
     assert (x > y) - (x < y) == padded_compare(a, b)
-
-
-# ---------------------------------------------------------------- moto's own messages
-
-TRICKY_KEYS = ["plain.png", "red flower.png", "a+b.png", "100%.png", "dir/sub/café ☕.png"]
-REGION = "us-east-1"
-
-
-@pytest.fixture
-def aws():
-    """moto's S3, SQS, SNS and EventBridge, in-process: one bucket and one queue."""
-    with mock_aws():
-        clients = {name: boto3.client(name, region_name=REGION) for name in ("s3", "sqs")}
-        clients["s3"].create_bucket(Bucket=BUCKET)
-        queue_url = clients["sqs"].create_queue(QueueName="fillpipe-events")["QueueUrl"]
-        attributes = clients["sqs"].get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn"]
-        )
-        yield clients, queue_url, attributes["Attributes"]["QueueArn"]
-
-
-def received(clients, queue_url) -> list[str]:
-    """Every message body on the queue, oldest first."""
-    bodies = []
-    while (
-        messages := clients["sqs"]
-        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
-        .get("Messages")
-    ):
-        for message in messages:
-            bodies.append(message["Body"])
-            clients["sqs"].delete_message(
-                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-    return bodies
-
-
-def put_and_delete(clients) -> None:
-    for key in TRICKY_KEYS:
-        clients["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"png")
-    clients["s3"].delete_object(Bucket=BUCKET, Key=TRICKY_KEYS[0])
-
-
-def events_of(bodies) -> list[ObjectEvent]:
-    return [event for body in bodies for event in from_sqs_body(body)]
-
-
-def test_moto_s3_to_sqs_messages(aws):
-    clients, queue_url, queue_arn = aws
-    clients["s3"].put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-            ]
-        },
-    )
-    put_and_delete(clients)
-    bodies = received(clients, queue_url)
-    assert json.loads(bodies[0])["Event"] == "s3:TestEvent"
-    assert len(bodies) == 1 + len(TRICKY_KEYS) + 1  # the test message, puts, the delete
-    events = events_of(bodies)
-    assert [e.key for e in events] == TRICKY_KEYS
-    assert {(e.bucket, e.event_name, e.size, e.origin) for e in events} == {
-        (BUCKET, "ObjectCreated:Put", 3, "sqs")
-    }
-    assert all(e.etag and '"' not in e.etag for e in events)
-
-
-def test_moto_s3_to_sns_to_sqs_messages(aws):
-    clients, queue_url, queue_arn = aws
-    sns = boto3.client("sns", region_name=REGION)
-    topic_arn = sns.create_topic(Name="photo-events")["TopicArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    clients["s3"].put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "TopicConfigurations": [
-                {"TopicArn": topic_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-            ]
-        },
-    )
-    put_and_delete(clients)
-    bodies = received(clients, queue_url)
-    assert {json.loads(body)["Type"] for body in bodies} == {"Notification"}
-    assert [e.key for e in events_of(bodies)] == TRICKY_KEYS
-
-
-def test_moto_s3_to_eventbridge_to_sqs_messages(aws):
-    clients, queue_url, queue_arn = aws
-    events = boto3.client("events", region_name=REGION)
-    events.put_rule(Name="photo-events", EventPattern=json.dumps({"source": ["aws.s3"]}))
-    events.put_targets(Rule="photo-events", Targets=[{"Id": "queue", "Arn": queue_arn}])
-    clients["s3"].put_bucket_notification_configuration(
-        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
-    put_and_delete(clients)
-    bodies = received(clients, queue_url)
-    assert "Object Deleted" in {json.loads(body)["detail-type"] for body in bodies}
-    found = events_of(bodies)
-    assert [e.key for e in found] == TRICKY_KEYS
-    assert {(e.event_name, e.version_id, e.size) for e in found} == {("ObjectCreated", None, 3)}
