@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from fillpipe.rules_cli import rules
 from pipeline.errors import ConfigError, InputError
 
 DEFAULT_STATE_DIR = Path(".fillpipe")
@@ -283,6 +284,9 @@ def emulator(host: str, port: int) -> None:
     from fillpipe.services import run_emulator
 
     _exit_on_known_errors(lambda: run_emulator(os.environ, host=host, port=port))
+
+
+main.add_command(rules)
 
 
 def _exit_on_known_errors(action: Callable[[], object]) -> None:
