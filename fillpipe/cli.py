@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from fillpipe.output import exit_on_known_errors
+from fillpipe.rules_cli import rules
 from fillpipe.watch_cli import watch
 
 DEFAULT_STATE_DIR = Path(".fillpipe")
@@ -284,4 +285,5 @@ def emulator(host: str, port: int) -> None:
     exit_on_known_errors(lambda: run_emulator(os.environ, host=host, port=port))
 
 
+main.add_command(rules)
 main.add_command(watch)
