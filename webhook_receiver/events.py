@@ -72,7 +72,7 @@ class EventHandlers:
             # Only the type: S3 and Redis errors can name hosts.
             log.error("storage event not recorded: %s", type(error).__name__)
             return answer(503, "temporarily unavailable")
-        jobs = sum(outcome.job is not None for outcome in outcomes)
+        jobs = sum(outcome.created for outcome in outcomes)
         return JSONResponse({"status": "ok", "events": len(events), "jobs": jobs})
 
     def _authorized(self, request: Request) -> bool:

@@ -125,7 +125,8 @@ class ListingCursor:
 
     def record(self, etags: Mapping[str, str]) -> None:
         if etags:
-            self._redis.hset(self._key, mapping=dict(etags))
+            mapping: dict[str | bytes, str | bytes | int | float] = {k: v for k, v in etags.items()}
+            self._redis.hset(self._key, mapping=mapping)
 
     def forget_missing(self, present: set[str]) -> int:
         """Forget keys no longer listed (deleted objects); return how many."""

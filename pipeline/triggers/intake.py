@@ -39,6 +39,7 @@ OUTPUT_MARK = "fillpipe-job"
 STEM_CHARS = 40
 JOB_HASH_CHARS = 16
 RULE_SOURCE_PREFIX = "rule:"
+CREATED = frozenset(recorded.value for recorded in Recorded if recorded.created)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -53,6 +54,12 @@ class Outcome:
     rule: str | None = None
     job: JobRef | None = None
     detail: str = ""
+
+    @property
+    def created(self) -> bool:
+        """A job was recorded (not a duplicate, not skipped)."""
+        return self.result in CREATED
+
 
 
 def rolling_batch_id(rule: str, now: float) -> str:

@@ -147,7 +147,7 @@ def test_an_image_before_its_mask_waits_and_the_mask_releases_it(
     (released,) = intake.handle([mask])
 
     assert released.result == "mask" and released.job is None
-    assert states(ledger, clock) == {f"s3://fillpipe/{prefix}c.png": JobState.QUEUED}
+    assert states(ledger, clock) == {f"s3://fillpipe/{prefix}c.png": JobState.DISPATCHED}
 
 
 def test_a_mask_that_never_lands_fails_the_job_with_the_reason(
@@ -179,22 +179,32 @@ def test_a_mask_whose_event_was_missed_is_found_at_the_deadline(
     assert record is not None
 
     assert settle_overdue(ledger, seaweed_storage, record, MASK_WAIT_S)
-    assert states(ledger, clock) == {f"s3://fillpipe/{prefix}e.png": JobState.QUEUED}
+    assert states(ledger, clock) == {f"s3://fillpipe/{prefix}e.png": JobState.DISPATCHED}
 
 
-def test_outputs_never_retrigger_even_inside_the_rules_prefix(intake, seaweed_storage, prefix):
-    key = f"{prefix}edited/f.png"
-    seaweed_storage.put_new(
+def put_output(storage: Storage, key: str) -> ObjectEvent:
+    """An object as fillpipe's collect writes it: tagged, with its provenance metadata."""
+    storage.put_new(
         S3Uri("fillpipe", key),
         png(),
         content_type="image/png",
-        tags={"fillpipe-batch": "retouch-20260101"},
-        metadata={"fillpipe-job": "f-1", "fillpipe-batch": "retouch-20260101"},
+        tags={"fillpipe-batch": "b20260101-00000000"},
+        metadata={"fillpipe-job": "f-1", "fillpipe-batch": "b20260101-00000000"},
     )
-    head = seaweed_storage.head(S3Uri("fillpipe", key))
+    head = storage.head(S3Uri("fillpipe", key))
     assert head is not None
-    (outcome,) = intake.handle([ObjectEvent("fillpipe", key, etag=head.etag)])
-    assert outcome.result == "own-output"
+    return ObjectEvent("fillpipe", key, etag=head.etag)
+
+
+def test_outputs_never_retrigger_even_inside_the_rules_prefix(intake, seaweed_storage, prefix):
+    # The rule's own outputs match its output template; any batch's outputs (a manifest
+    # may write anywhere) carry fillpipe's metadata.
+    own = put_output(seaweed_storage, f"{prefix}edited/f.png")
+    other = put_output(seaweed_storage, f"{prefix}from-a-manifest/g.png")
+
+    results = [outcome.result for outcome in intake.handle([own, other])]
+
+    assert results == ["no-rule", "own-output"]
 
 
 def test_events_that_make_no_job(intake, seaweed_storage, prefix):

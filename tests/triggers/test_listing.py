@@ -28,6 +28,7 @@ suffix = ".png"
 output = "s3://fillpipe/{prefix}edited/{{stem}}.{{ext}}"
 prompt = "a glossy studio finish"
 finetune_id = "my-brand"
+output_format = "png"
 """
 
 
@@ -79,7 +80,7 @@ def test_the_first_listing_takes_what_is_there_as_seen(
     assert poller.poll() == 2
     assert poller.poll() == 0
 
-    assert jobs(ledger) == {f"s3://fillpipe/{prefix}new.png": JobState.QUEUED}
+    assert jobs(ledger) == {f"s3://fillpipe/{prefix}new.png": JobState.DISPATCHED}
 
 
 def test_backfill_hands_on_what_is_there(make_poller, ledger, seaweed_storage, prefix):
@@ -88,7 +89,7 @@ def test_backfill_hands_on_what_is_there(make_poller, ledger, seaweed_storage, p
 
     make_poller(backfill=True).poll()
 
-    assert jobs(ledger) == {f"s3://fillpipe/{prefix}old.png": JobState.QUEUED}
+    assert jobs(ledger) == {f"s3://fillpipe/{prefix}old.png": JobState.DISPATCHED}
 
 
 def test_the_cursor_survives_a_restart_and_sees_overwrites(
@@ -105,7 +106,7 @@ def test_the_cursor_survives_a_restart_and_sees_overwrites(
     assert restarted.poll() == 1
 
     batch = rolling_batch_id("retouch", time.time())
-    assert [r.state for r in ledger.jobs.of_batch(batch)] == [JobState.QUEUED] * 2
+    assert [r.state for r in ledger.jobs.of_batch(batch)] == [JobState.DISPATCHED] * 2
 
 
 def test_keys_with_spaces_plus_percent_and_unicode(make_poller, ledger, seaweed_storage, prefix):
@@ -117,4 +118,4 @@ def test_keys_with_spaces_plus_percent_and_unicode(make_poller, ledger, seaweed_
 
     make_poller().poll()
 
-    assert jobs(ledger) == {f"s3://fillpipe/{key}": JobState.QUEUED for key in keys}
+    assert jobs(ledger) == {f"s3://fillpipe/{key}": JobState.DISPATCHED for key in keys}

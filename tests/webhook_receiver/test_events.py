@@ -37,6 +37,7 @@ mask = "alpha"
 output = "s3://fillpipe/{prefix}edited/{{stem}}.{{ext}}"
 prompt = "a glossy studio finish"
 finetune_id = "my-brand"
+output_format = "png"
 """
 
 
@@ -153,7 +154,7 @@ def test_a_minio_post_with_its_bearer_token_makes_the_job(client, ledger, storag
 
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "ok", "events": 1, "jobs": 1}
-    assert jobs(ledger) == {f"s3://fillpipe/{key}": JobState.QUEUED}
+    assert jobs(ledger) == {f"s3://fillpipe/{key}": JobState.DISPATCHED}
     again = client.post(EVENTS_ROUTE, json=minio_event(key, etag), headers=BEARER)
     assert again.json() == {"status": "ok", "events": 1, "jobs": 0}
 
@@ -167,7 +168,7 @@ def test_an_eventbridge_post_with_its_api_key_keeps_a_literal_plus(client, ledge
     )
 
     assert answer.status_code == 200, answer.text
-    assert jobs(ledger) == {f"s3://fillpipe/{key}": JobState.QUEUED}
+    assert jobs(ledger) == {f"s3://fillpipe/{key}": JobState.DISPATCHED}
 
 
 @pytest.mark.parametrize(
