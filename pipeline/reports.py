@@ -14,12 +14,15 @@ from pipeline.storage import S3Uri
 RESULT_FIELDS = (
     "id",
     "state",
+    "image",
     "output",
     "cost_credits",
     "error",
     "attempt",
     "provider_task_id",
     "seed",
+    "rule",
+    "via",
 )
 
 
@@ -29,12 +32,16 @@ def result_row(record: JobRecord) -> dict[str, Any]:
     return {
         "id": record.ref.job_id,
         "state": record.state.value,
+        "image": record.spec.image_uri,
         "output": record.spec.output_uri if stored else None,
         "cost_credits": record.cost_credits,
         "error": record.error,
         "attempt": record.attempt,
         "provider_task_id": record.provider_task_id,
         "seed": record.seed,
+        # Jobs made by trigger rules: the rule, and how its event arrived.
+        "rule": record.spec.origin.get("rule"),
+        "via": record.spec.origin.get("via"),
     }
 
 

@@ -9,7 +9,7 @@ from pipeline.ledger import Ledger
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 from tests.conftest import hermetic_environ
-from tests.triggers.moto import REGION, MotoServer
+from bench.moto_server import REGION, MotoServer
 
 SETTINGS_ENV = {
     "FILLPIPE_PROVIDER_URL": "https://provider.invalid",

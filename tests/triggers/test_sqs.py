@@ -21,7 +21,7 @@ from pipeline.triggers.rules import parse_rules
 from pipeline.triggers.sqs import SqsWatcher
 from tests.pipeline.fakes import png
 from tests.triggers.conftest import aws_client
-from tests.triggers.moto import MotoServer
+from bench.moto_server import MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

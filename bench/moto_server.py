@@ -1,5 +1,6 @@
-"""moto's server (S3, SQS, SNS, EventBridge in one process) as a test and bench server:
-its S3 sends real notifications to its own SQS queues, SNS topics and EventBridge rules."""
+"""moto's server (S3, SQS, SNS, EventBridge in one process), for the trigger tests and
+bench: its S3 sends real notifications to its own SQS queues, SNS topics and EventBridge
+rules."""
 
 from __future__ import annotations
 
