@@ -67,6 +67,12 @@ class ManagedProcess:
             raise RuntimeError(f"{self.name} was never started")
         return self._popen.pid
 
+    @property
+    def returncode(self) -> int | None:
+        """How the reaped child ended: its exit status, or -N if signal N ended it; None
+        until it has been reaped (by `stop` or `kill`)."""
+        return None if self._popen is None else self._popen.returncode
+
     def exited(self) -> bool:
         """Whether the child has ended (checked without reaping it)."""
         if self._popen is None or self._popen.returncode is not None:

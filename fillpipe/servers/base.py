@@ -78,6 +78,11 @@ class Service(ABC):
         """Whether the server was started and has ended since."""
         return self._process is not None and self._process.exited()
 
+    @property
+    def exit_code(self) -> int | None:
+        """How the last run ended once stopped: exit status, or -N for signal N."""
+        return None if self._process is None else self._process.returncode
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines the current run of the server logged."""
         return "" if self._process is None else self._process.log_tail(lines)

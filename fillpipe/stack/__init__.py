@@ -12,7 +12,7 @@ a Celery worker and beat. Everything lives in one state dir:
     DIR/provider_key       the emulator's API key (0600), generated once
     DIR/s3_credentials     the embedded S3 key pair (0600), generated once
     DIR/stack.env          `export NAME='value'` lines for other shells (0600), while up
-    DIR/stack.pids         service name -> pid, while up
+    DIR/stack.pids         service name -> pid of each running service, while up
     DIR/celerybeat-schedule
 
 With the embedded S3 server the generated key pair replaces any AWS_* credentials of the
@@ -22,7 +22,8 @@ through unchanged, as do every FILLPIPE_* setting already set.
     state        `StateDir`: the paths, the generated-once secrets, the lock
     env_file     DIR/stack.env written and read back (`read_env_file`)
     embedded     `EmbeddedStack`: which servers to start, in order, with which settings
-    foreground   `run_foreground`, the stack of `fillpipe up`
+    foreground   `run_foreground`, the stack of `fillpipe up`, restarting what exits
+    restarts     `RestartPolicy`: the delay before a restart, and when to give up
 """
 
 from fillpipe.stack.embedded import DEFAULT_START_TIMEOUT_S, SERVICES, EmbeddedStack

@@ -94,6 +94,13 @@ class EmbeddedStack:
         server.stop()
         server.start(timeout_s=DEFAULT_START_TIMEOUT_S)
 
+    def reap(self, service: str) -> int | None:
+        """Stop what is left of an exited service's process group; return how it ended
+        (its exit status, or -N if signal N ended it). `restart` brings it back."""
+        server = self._service(service)
+        server.stop()
+        return server.exit_code
+
     def kill(self, service: str) -> None:
         """SIGKILL one service's whole process group, as a crash would."""
         self._service(service).kill()

@@ -1,8 +1,13 @@
-"""`fillpipe up`: the stack in the foreground until a signal, or until a service dies."""
+"""`fillpipe up`: the stack in the foreground until a signal, restarting what exits.
+
+A service that exits is restarted on the same address and data, after a delay that
+grows while it keeps exiting (`RestartPolicy`); one that crash-loops stops the stack.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import sys
@@ -14,7 +19,9 @@ from types import FrameType
 
 import click
 
+from fillpipe.output import say
 from fillpipe.stack.embedded import EmbeddedStack
+from fillpipe.stack.restarts import RestartPolicy
 from pipeline.errors import StackError
 from pipeline.settings import redact_url
 
@@ -27,7 +34,8 @@ class _StopRequested(BaseException):
 
 
 def run_foreground(state_dir: Path, environ: Mapping[str, str]) -> None:
-    """Run the stack until SIGINT/SIGTERM (return) or until a service dies (exit code 1)."""
+    """Run the stack until SIGINT/SIGTERM (return) or until a service crash-loops (exit
+    code 1), restarting each service that exits."""
     stack = EmbeddedStack(state_dir, environ)
     failed: str | None = None
     with _stop_signals():
@@ -36,7 +44,7 @@ def run_foreground(state_dir: Path, environ: Mapping[str, str]) -> None:
             _write_pids_file(stack)
             stack.write_env_file()
             _print_summary(stack)
-            failed = _watch(stack)
+            failed = _supervise(stack)
         except _StopRequested:
             click.echo("\nStopping the stack …", err=True)
         except StackError as error:
@@ -50,15 +58,70 @@ def run_foreground(state_dir: Path, environ: Mapping[str, str]) -> None:
         sys.exit(EXIT_FAILURE)
 
 
-def _watch(stack: EmbeddedStack) -> str:
-    """Wait until a service exits; say which and where its log is."""
-    while not (exited := stack.exited()):
+def _supervise(stack: EmbeddedStack) -> str:
+    """Restart each service that exits, once its policy's delay has passed; return the
+    name of the first one that crash-loops."""
+    policies = {name: RestartPolicy() for name in [*stack.pids, *stack.exited()]}
+    restart_at: dict[str, float] = {}
+    while True:
+        for name in stack.exited():
+            if name not in restart_at:
+                delay_s = _notice_exit(stack, name, policies[name])
+                if delay_s is None:
+                    return name
+                restart_at[name] = time.monotonic() + delay_s
+        for name, due in list(restart_at.items()):
+            if due <= time.monotonic():
+                del restart_at[name]
+                _restart(stack, name, policies[name])
         time.sleep(WATCH_INTERVAL_S)
-    name = exited[0]
-    click.echo(
-        f"fillpipe up: {name} exited unexpectedly; its log: {stack.log_path(name)}", err=True
-    )
-    return name
+
+
+def _notice_exit(stack: EmbeddedStack, name: str, policy: RestartPolicy) -> float | None:
+    """Clean up after a service that exited and say so; the delay before its restart, or
+    None when it is crash-looping."""
+    ended = _how_it_ended(stack.reap(name))
+    _write_pids_file(stack)
+    delay_s = policy.exited()
+    log = stack.log_path(name)
+    if delay_s is None:
+        say(
+            f"fillpipe up: {_now()} {name} {ended}; it exited {policy.quick_exits_in_a_row}"
+            f" times in a row, each within {policy.quick_exit_s:g} s of starting: giving up"
+            f" on it and stopping the stack. Its log: {log}\n"
+            f"last lines of its log:\n{stack.log_tail(name)}"
+        )
+    else:
+        at = time.strftime("%H:%M:%S", time.localtime(time.time() + delay_s))
+        say(
+            f"fillpipe up: {_now()} {name} {ended}; restarting it in {delay_s:g} s"
+            f" (at {at}); its log: {log}"
+        )
+    return delay_s
+
+
+def _restart(stack: EmbeddedStack, name: str, policy: RestartPolicy) -> None:
+    """Start `name` again on the same address and data; a failed start counts as an exit."""
+    try:
+        stack.restart(name)
+    except StackError as error:
+        say(f"fillpipe up: {_now()} {name} did not come back: {error.problem}")
+    policy.started()
+    _write_pids_file(stack)
+
+
+def _how_it_ended(code: int | None) -> str:
+    if code is None or code >= 0:
+        return f"exited with code {code}"
+    try:
+        signame = signal.Signals(-code).name
+    except ValueError:
+        signame = f"signal {-code}"
+    return f"exited with code {code} ({signame})"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 @contextmanager
@@ -83,7 +146,11 @@ def _ignore_stop_signals() -> None:
 
 
 def _write_pids_file(stack: EmbeddedStack) -> None:
-    stack.state.pids_file.write_text(json.dumps(stack.pids, indent=2) + "\n")
+    """Service name -> pid of each running service, replaced whole (never read half-written)."""
+    path = stack.state.pids_file
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(stack.pids, indent=2) + "\n")
+    os.replace(partial, path)
 
 
 def _print_summary(stack: EmbeddedStack) -> None:

@@ -236,27 +236,6 @@ def test_fillpipe_up_stops_everything_on_sigterm(
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(120)
-def test_fillpipe_up_exits_1_naming_a_service_that_died(
-    tmp_path: Path, clean_environ: dict[str, str], valkey_url: str, s3_env: dict[str, str]
-) -> None:
-    given = external_servers(clean_environ, valkey_url, s3_env)
-    up = start_up(tmp_path, given)
-    try:
-        pids = wait_for_pids(up, tmp_path)
-        assert set(pids) == {"receiver", "worker", "beat"}
-        os.killpg(pids["receiver"], signal.SIGKILL)
-        output, _ = up.communicate(timeout=60)
-    finally:
-        stop_up(up)
-    assert up.returncode == 1
-    assert f"receiver exited unexpectedly; its log: {tmp_path}/logs/receiver.log" in (
-        output.decode()
-    )
-    wait_for(lambda: no_process_left(pids), timeout_s=5, what="no process left")
-
-
-@pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_two_stacks_run_side_by_side(tmp_path: Path, clean_environ: dict[str, str]) -> None:
     first = EmbeddedStack(tmp_path / "one", clean_environ, services=("emulator", "receiver"))
