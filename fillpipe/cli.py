@@ -45,16 +45,30 @@ def main() -> None:
 
 @main.command()
 @state_dir_option
-def up(state_dir: Path) -> None:
+@click.option(
+    "--rules",
+    "rules_file",
+    envvar="FILLPIPE_RULES_FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Trigger rules (TOML; env FILLPIPE_RULES_FILE): also watch the buckets they "
+    "name, and take storage events at the receiver's /v1/events/s3.",
+)
+def up(state_dir: Path, rules_file: str | None) -> None:
     """Run the embedded stack in the foreground until Ctrl-C.
 
     Starts only what the environment does not already provide (FILLPIPE_REDIS_URL,
     FILLPIPE_S3_ENDPOINT_URL, FILLPIPE_PROVIDER_URL) and writes DIR/stack.env, so
-    another shell can `source DIR/stack.env` and run submit or status against it.
+    another shell can `source DIR/stack.env` and run submit or status against it. A
+    service that exits is restarted (with a growing delay); one that keeps failing
+    right after it starts stops the stack.
     """
     from fillpipe.stack import run_foreground
 
-    exit_on_known_errors(lambda: run_foreground(state_dir, os.environ))
+    environ = dict(os.environ)
+    if rules_file:
+        environ["FILLPIPE_RULES_FILE"] = rules_file
+    exit_on_known_errors(lambda: run_foreground(state_dir, environ))
 
 
 @main.command()
@@ -73,9 +87,15 @@ def up(state_dir: Path) -> None:
     show_default=True,
     help="Where to write the before/after contact sheet.",
 )
+@click.option(
+    "--trigger",
+    is_flag=True,
+    help="Drop the samples into the bucket under a trigger rule (S3-triggered jobs) "
+    "instead of submitting them as a batch.",
+)
 @state_dir_option
 @json_option
-def demo(jobs: int, out_dir: Path, state_dir: Path, as_json: bool) -> None:
+def demo(jobs: int, out_dir: Path, trigger: bool, state_dir: Path, as_json: bool) -> None:
     """Run sample product-photo edits through the whole pipeline.
 
     Makes sample images, masks and a brand finetune, submits them as one batch, waits
@@ -88,7 +108,12 @@ def demo(jobs: int, out_dir: Path, state_dir: Path, as_json: bool) -> None:
 
     exit_on_known_errors(
         lambda: run_demo(
-            jobs=jobs, out_dir=out_dir, state_dir=state_dir, environ=os.environ, as_json=as_json
+            jobs=jobs,
+            out_dir=out_dir,
+            state_dir=state_dir,
+            environ=os.environ,
+            as_json=as_json,
+            trigger=trigger,
         )
     )
 

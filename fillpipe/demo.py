@@ -63,14 +63,26 @@ class DemoRun:
 
 
 def run_demo(
-    *, jobs: int, out_dir: Path, state_dir: Path, environ: Mapping[str, str], as_json: bool = False
+    *,
+    jobs: int,
+    out_dir: Path,
+    state_dir: Path,
+    environ: Mapping[str, str],
+    as_json: bool = False,
+    trigger: bool = False,
 ) -> None:
     """Run `jobs` sample edits, print what they made; raise `SystemExit(1)` if any job
-    does not end stored."""
+    does not end stored. With `trigger`, the samples are dropped into the bucket under
+    a trigger rule instead of submitted (`fillpipe.demo_trigger`)."""
+    from fillpipe.demo_trigger import run_trigger_demo
+
     with _stack_env(state_dir, environ) as env:
         rt = Runtime.from_settings(Settings.from_environ(env))
         try:
-            run = _run(rt, jobs=jobs, out_dir=out_dir)
+            if trigger:
+                run = run_trigger_demo(rt, jobs=jobs, out_dir=out_dir, state_dir=state_dir)
+            else:
+                run = _run(rt, jobs=jobs, out_dir=out_dir)
         finally:
             rt.close()
     if as_json:
@@ -95,7 +107,7 @@ def _stack_env(state_dir: Path, environ: Mapping[str, str]) -> Iterator[Mapping[
 
 
 def _run(rt: Runtime, *, jobs: int, out_dir: Path) -> DemoRun:
-    finetune_id = _train_finetune(rt)
+    finetune_id = train_demo_finetune(rt)
     batch_id = new_batch_id(rt.clock)
     samples = make_samples(jobs, size_px=SAMPLE_SIZE_PX)
     specs = [
@@ -113,7 +125,9 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path) -> DemoRun:
     )
     records = list(rt.ledger.jobs.of_batch(batch_id))
     results_uri = write_results(rt, batch_id)
-    sheet = _write_contact_sheet(rt, samples, records, out_dir / f"contact-sheet-{batch_id}.png")
+    by_id = {record.ref.job_id: record for record in records}
+    pairs = [(sample, by_id.get(sample.name)) for sample in samples]
+    sheet = write_contact_sheet(rt, pairs, out_dir / f"contact-sheet-{batch_id}.png")
     return DemoRun(finetune_id, batch_id, records, str(results_uri), sheet)
 
 
@@ -152,7 +166,8 @@ def demo_lines(run: DemoRun) -> list[str]:
     ]
 
 
-def _train_finetune(rt: Runtime) -> str:
+def train_demo_finetune(rt: Runtime) -> str:
+    """`train_finetune`, with a spinner on stderr."""
     with progress_console().status("Training the demo brand finetune …"):
         finetune_id = train_finetune(rt)
     say(f"Finetune {finetune_id} is ready.")
@@ -217,28 +232,28 @@ def sample_spec(
     )
 
 
-def _write_contact_sheet(
-    rt: Runtime, samples: Sequence[Sample], records: Sequence[JobRecord], path: Path
+def write_contact_sheet(
+    rt: Runtime, pairs: Sequence[tuple[Sample, JobRecord | None]], path: Path
 ) -> Path:
-    by_id = {record.ref.job_id: record for record in records}
+    """Before, mask and after of each sample (its job's output, or why there is none)."""
     rows = []
-    for sample in samples:
-        record = by_id[sample.name]
-        stored = record.state is JobState.STORED
+    for sample, record in pairs:
+        stored = record is not None and record.state is JobState.STORED
         after = (
             rt.storage.read(
                 S3Uri.parse(record.spec.output_uri), max_bytes=rt.settings.result_max_bytes
             )
-            if stored
+            if record is not None and stored
             else None
         )
+        note = "no job" if record is None else record.state.value if stored else record.error
         rows.append(
             SheetRow(
                 label=sample.name,
                 before_png=sample.image_png,
                 mask_png=sample.mask_png,
                 after=after,
-                note=record.state.value if stored else (record.error or ""),
+                note=note or "",
             )
         )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,13 +6,13 @@ embedded stack, the tests and docker-compose all run.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
+from fillpipe.logs import configure_logging
 from pipeline.errors import ConfigError
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Settings
@@ -23,18 +23,9 @@ from webhook_receiver.app import create_app as create_receiver_app
 from webhook_receiver.events import EventHandlers
 from workers.app import create_celery_app
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3")
 # A worker's task threads by default: for each provider slot, a submit waiting for it
 # with its request ready, one posting, and a collect.
 THREADS_PER_SLOT = 3
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
-    # httpx logs every request URL at INFO; result URLs carry signatures.
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_worker(

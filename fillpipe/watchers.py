@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
+from fillpipe.logs import configure_logging
 from pipeline.errors import InputError
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
@@ -25,7 +26,7 @@ from pipeline.triggers.intake import TriggerIntake
 from pipeline.triggers.listing import ListingPoller
 from pipeline.triggers.rules import RuleSet, load_rules
 from pipeline.triggers.sqs import WAIT_TIME_S, SqsWatcher, sqs_client
-from pipeline.triggers.watching import Health, run_until_stopped
+from pipeline.triggers.watching import Health, paced, run_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def watch_s3(
     health_port: int | None,
 ) -> None:
     """Poll the listings of `uris` (s3://BUCKET/PREFIX) every `interval_s`."""
+    configure_logging()
     settings, rules = _settings_and_rules(environ, rules_file)
     intake = TriggerIntake.from_settings(settings, rules)
     storage = Storage.from_settings(settings)
@@ -79,6 +81,7 @@ def watch_sqs(
     health_port: int | None,
 ) -> None:
     """Long-poll `queue_url` with `receivers` concurrent receives."""
+    configure_logging()
     settings, rules = _settings_and_rules(environ, rules_file)
     intake = TriggerIntake.from_settings(settings, rules)
     watcher = SqsWatcher(intake, queue_url, sqs_client())
@@ -107,7 +110,12 @@ def _run(name: str, polls: list[Poll], interval_s: float, health_port: int | Non
     threads = [
         threading.Thread(
             target=run_until_stopped,
-            args=(name, _paced(poll, interval_s, stopping), stopping, health),
+            args=(
+                name,
+                poll if interval_s <= 0 else paced(poll, interval_s, stopping),
+                stopping,
+                health,
+            ),
             name=f"{name}-{index}",
         )
         for index, poll in enumerate(polls)
@@ -120,18 +128,6 @@ def _run(name: str, polls: list[Poll], interval_s: float, health_port: int | Non
         log.info("%s: stopping after the poll under way", name)
         for thread in threads:
             thread.join()
-
-
-def _paced(poll: Poll, interval_s: float, stopping: threading.Event) -> Poll:
-    if interval_s <= 0:
-        return poll
-
-    def paced() -> int:
-        handed_on = poll()
-        stopping.wait(interval_s)
-        return handed_on
-
-    return paced
 
 
 @contextmanager

@@ -19,7 +19,13 @@ Every service runs in its own session and is stopped by the stack, in reverse st
 from fillpipe.private_files import write_private
 from fillpipe.servers.base import Probe, Service
 from fillpipe.servers.seaweed import S3Credentials, SeaweedS3Server, weed_binary
-from fillpipe.servers.subcommands import BeatService, HttpService, WorkerService, fillpipe_command
+from fillpipe.servers.subcommands import (
+    BeatService,
+    HttpService,
+    WatcherService,
+    WorkerService,
+    fillpipe_command,
+)
 from fillpipe.servers.valkey import ValkeyServer
 from pipeline.errors import StackError
 
@@ -32,6 +38,7 @@ __all__ = [
     "Service",
     "StackError",
     "ValkeyServer",
+    "WatcherService",
     "WorkerService",
     "fillpipe_command",
     "weed_binary",

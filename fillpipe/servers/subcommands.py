@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,3 +118,45 @@ class BeatService(_PythonService):
     def _probe(self) -> Iterator[Probe]:
         started = time.monotonic()
         yield lambda: time.monotonic() - started >= BEAT_SETTLE_S
+
+
+class WatcherService(_PythonService):
+    """`fillpipe watch s3 URI... --rules FILE --health-port P`, ready once its first
+    listing succeeded (its /healthz answers 200)."""
+
+    def __init__(
+        self, log_path: Path, *, env: Mapping[str, str], uris: Sequence[str], rules_file: str
+    ) -> None:
+        super().__init__("watcher", log_path, env=env)
+        self.uris = list(uris)
+        self.rules_file = rules_file
+        self.health_port = 0
+
+    def _choose_ports(self) -> None:
+        (self.health_port,) = free_ports(1)
+
+    def _command(self) -> list[str]:
+        return fillpipe_command(
+            "watch",
+            "s3",
+            *self.uris,
+            "--rules",
+            self.rules_file,
+            "--health-port",
+            str(self.health_port),
+        )
+
+    @contextmanager
+    def _probe(self) -> Iterator[Probe]:
+        import httpx
+
+        url = f"http://{LOOPBACK}:{self.health_port}/healthz"
+        with httpx.Client(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
+
+            def answers() -> bool:
+                try:
+                    return client.get(url).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            yield answers

@@ -18,14 +18,16 @@ from fillpipe.servers import (
     SeaweedS3Server,
     Service,
     ValkeyServer,
+    WatcherService,
     WorkerService,
 )
 from fillpipe.stack.env_file import write_env_file
 from fillpipe.stack.state import StateDir, lock_state_dir
 from pipeline.errors import StackError
 from pipeline.settings import DEFAULT_BUCKET, DEFAULT_RESULT_HOSTS
+from pipeline.triggers.rules import load_rules
 
-SERVICES = ("emulator", "receiver", "worker", "beat")
+SERVICES = ("emulator", "receiver", "worker", "beat", "watcher")
 DEFAULT_START_TIMEOUT_S = 60.0
 StartStep = Callable[[float], None]  # starts one server within a time budget in seconds
 # With the embedded S3 server these would mix another account's session into our keys.
@@ -55,6 +57,10 @@ class EmbeddedStack:
         self._env: dict[str, str] = {}
         self._lock: IO[str] | None = None
         self._wrote_env_file = False
+        # Trigger rules (FILLPIPE_RULES_FILE), checked before anything starts: the
+        # receiver takes storage events and a watcher polls the buckets they name.
+        rules_file = self._environ.get("FILLPIPE_RULES_FILE", "").strip()
+        self._rules = load_rules(Path(rules_file).resolve()) if rules_file else None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -164,6 +170,8 @@ class EmbeddedStack:
             yield self._start_worker
         if "beat" in self._services:
             yield self._start_beat
+        if "watcher" in self._services and self._rules is not None:
+            yield self._start_watcher
 
     def _start_valkey(self, timeout_s: float) -> None:
         valkey = ValkeyServer(
@@ -234,6 +242,19 @@ class EmbeddedStack:
         )
         self._launch(beat, timeout_s)
 
+    def _start_watcher(self, timeout_s: float) -> None:
+        """The listing poller over every bucket and prefix the trigger rules name (the
+        embedded S3 server sends no notifications)."""
+        assert self._rules is not None
+        uris = [f"s3://{bucket}/{prefix}" for bucket, prefix in self._rules.watched()]
+        watcher = WatcherService(
+            self.state.log("watcher"),
+            env=self._child_env(),
+            uris=uris,
+            rules_file=self._env["FILLPIPE_RULES_FILE"],
+        )
+        self._launch(watcher, timeout_s)
+
     def _launch(self, service: Service, timeout_s: float) -> None:
         self._started[service.name] = service
         service.start(timeout_s=timeout_s)
@@ -262,6 +283,9 @@ class EmbeddedStack:
         }
         env.setdefault("FILLPIPE_BUCKET", DEFAULT_BUCKET)
         env.setdefault("FILLPIPE_SIGNING_KEY", self.state.secret("signing_key"))
+        if self._rules is not None:
+            env["FILLPIPE_RULES_FILE"] = self._rules.source
+            env.setdefault("FILLPIPE_EVENTS_TOKEN", self.state.secret("events_token"))
         env["FILLPIPE_STATE_DIR"] = str(self.state.root)
         return env
 

@@ -162,6 +162,8 @@ def _print_summary(stack: EmbeddedStack) -> None:
         ("provider", env.get("FILLPIPE_PROVIDER_URL", "(not set)"), "emulator"),
         ("receiver", env.get("FILLPIPE_PUBLIC_URL", "(not set)"), "receiver"),
     ]
+    if "FILLPIPE_RULES_FILE" in env:
+        rows.append(("rules", env["FILLPIPE_RULES_FILE"], "watcher"))
     click.echo(f"fillpipe stack is up; state dir {stack.state.root}")
     for label, value, service in rows:
         origin = " (embedded)" if service in pids else ""

@@ -61,7 +61,6 @@ class Outcome:
         return self.result in CREATED
 
 
-
 def rolling_batch_id(rule: str, now: float) -> str:
     """The rule's batch of the UTC day: `retouch-20261207`."""
     return f"{rule}-{time.strftime('%Y%m%d', time.gmtime(now))}"

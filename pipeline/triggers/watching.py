@@ -78,3 +78,17 @@ def run_until_stopped(
             log.warning("%s: %s; trying again in %.0f s", name, trouble, pause_s)
             stopping.wait(pause_s)
             pause_s = min(pause_s * 2, MAX_PAUSE_S)
+
+
+def paced(
+    poll: Callable[[], int], interval_s: float, stopping: threading.Event
+) -> Callable[[], int]:
+    """`poll`, then a pause of `interval_s` (cut short by `stopping`): for listings, which
+    do not wait for news as a long poll does."""
+
+    def paced_poll() -> int:
+        handed_on = poll()
+        stopping.wait(interval_s)
+        return handed_on
+
+    return paced_poll

@@ -5,11 +5,11 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from bench.moto_server import REGION, MotoServer
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 from tests.conftest import hermetic_environ
-from bench.moto_server import REGION, MotoServer
 
 SETTINGS_ENV = {
     "FILLPIPE_PROVIDER_URL": "https://provider.invalid",

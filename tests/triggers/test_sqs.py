@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench.moto_server import MotoServer
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
 from pipeline.states import JobState
@@ -21,7 +22,6 @@ from pipeline.triggers.rules import parse_rules
 from pipeline.triggers.sqs import SqsWatcher
 from tests.pipeline.fakes import png
 from tests.triggers.conftest import aws_client
-from bench.moto_server import MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
