@@ -201,7 +201,9 @@ def test_no_id_or_uri_is_split_on_a_narrow_terminal(stack, clean_environ, stack_
     """The commands on a pseudo-terminal 16 columns wide, narrower than a batch id."""
     env = {**clean_environ, **stack.env, "TERM": "xterm"}
     submitted = run_fillpipe("submit", str(manifest), "--wait", env=env).stdout.strip()
+    (record,) = stack_rt.ledger.jobs.of_batch(submitted)
     known_uris = {
+        record.spec.image_uri,
         f"s3://{stack_rt.settings.bucket}/outputs/{submitted}/mug-01.jpg",
         f"s3://{stack_rt.settings.bucket}/outputs/{submitted}/results.jsonl",
     }

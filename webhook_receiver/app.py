@@ -103,7 +103,9 @@ class ReceiverHandlers:
         self._require_signature = require_signature
         self._max_body_bytes = max_body_bytes
         self._schema = openapi_schema(
-            max_body_bytes=max_body_bytes, require_signature=require_signature
+            max_body_bytes=max_body_bytes,
+            require_signature=require_signature,
+            events_max_body_bytes=None if events is None else events.max_body_bytes,
         )
 
     async def callback(self, request: Request) -> Response:

@@ -44,7 +44,7 @@ class EventHandlers:
     ) -> None:
         self._intake = intake
         self._token = token.reveal().encode()
-        self._max_body_bytes = max_body_bytes
+        self.max_body_bytes = max_body_bytes
 
     def __repr__(self) -> str:
         return "EventHandlers()"
@@ -55,7 +55,7 @@ class EventHandlers:
 
     async def post(self, request: Request) -> Response:
         try:
-            body = await read_body(request, self._max_body_bytes)
+            body = await read_body(request, self.max_body_bytes)
         except BodyTooLarge:
             return answer(413, "request body too large")
         if not self._authorized(request):

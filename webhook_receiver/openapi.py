@@ -26,9 +26,12 @@ RESULT_STATUS_EXAMPLES = (
 )
 
 
-def openapi_schema(*, max_body_bytes: int, require_signature: bool) -> dict[str, Any]:
-    """The description of the app built with these settings."""
-    return {
+def openapi_schema(
+    *, max_body_bytes: int, require_signature: bool, events_max_body_bytes: int | None = None
+) -> dict[str, Any]:
+    """The description of the app built with these settings (with the storage event
+    route when `events_max_body_bytes` is given)."""
+    schema: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": _info(max_body_bytes),
         "paths": {
@@ -38,6 +41,55 @@ def openapi_schema(*, max_body_bytes: int, require_signature: bool) -> dict[str,
             "/healthz": {"get": _health_operation()},
         },
         "components": {"schemas": _component_schemas()},
+    }
+    if events_max_body_bytes is not None:
+        schema["paths"]["/v1/events/s3"] = {
+            "post": _events_operation(events_max_body_bytes),
+            "head": {
+                "operationId": "storageEventsAlive",
+                "summary": "MinIO's liveness check",
+                "responses": {"200": {"description": "The route takes events."}},
+            },
+        }
+        schema["components"]["securitySchemes"] = {
+            "eventsBearer": {"type": "http", "scheme": "bearer"},
+            "eventsApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        }
+    return schema
+
+
+def _events_operation(max_body_bytes: int) -> dict[str, Any]:
+    return {
+        "operationId": "storageEvents",
+        "summary": "S3 event notifications: MinIO bucket webhooks, EventBridge API "
+        "destinations (and S3 or SNS-wrapped notifications)",
+        "security": [{"eventsBearer": []}, {"eventsApiKey": []}],
+        "requestBody": {"required": True, "content": {JSON_MEDIA_TYPE: {"schema": {}}}},
+        "responses": {
+            "200": {
+                "description": "Every job the events make is in the ledger (events that "
+                "make none are acknowledged too).",
+                "content": {
+                    JSON_MEDIA_TYPE: {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status", "events", "jobs"],
+                            "properties": {
+                                "status": {"const": "ok"},
+                                "events": {"type": "integer", "minimum": 0},
+                                "jobs": {"type": "integer", "minimum": 0},
+                            },
+                        }
+                    }
+                },
+            },
+            "400": _detail("Not a storage event notification.", "not a storage event notification"),
+            "401": _detail("No token, or the wrong one.", "unauthorized"),
+            "413": _detail(f"The body is over {max_body_bytes} bytes.", "request body too large"),
+            "503": _detail(
+                "S3 or Redis is unreachable; the sender should retry.", "temporarily unavailable"
+            ),
+        },
     }
 
 

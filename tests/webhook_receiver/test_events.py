@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from urllib.parse import quote_plus
 
 import pytest
+import redis
 from starlette.testclient import TestClient
 
-from pipeline.ledger import Ledger, redis_client
+from pipeline.ledger import Ledger
 from pipeline.settings import Secret, Settings
 from pipeline.signing import CallbackSigner
 from pipeline.states import JobState
@@ -227,7 +228,8 @@ def test_when_redis_is_unreachable_the_sender_is_told_to_retry(settings, storage
     key = f"{prefix}a.png"
     etag = put(storage, key)
     rules = parse_rules(RULES.format(prefix=prefix), source="rules.toml")
-    unreachable = Ledger(redis_client("redis://127.0.0.1:1/0"), slots=1)
+    # A client without fillpipe's retries, so the outage shows at once.
+    unreachable = Ledger(redis.Redis.from_url("redis://127.0.0.1:1/0"), slots=1)
     intake = TriggerIntake(rules, ledger=unreachable, storage=storage, mask_wait_s=60)
     app = create_app(
         signer=CallbackSigner(settings.signing_keys, max_age_s=60),
@@ -239,3 +241,11 @@ def test_when_redis_is_unreachable_the_sender_is_told_to_retry(settings, storage
 
     assert answer.status_code == 503
     assert answer.json() == {"detail": "temporarily unavailable"}
+
+
+def test_the_openapi_description_names_the_route_and_its_two_ways_to_authenticate(client):
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"][EVENTS_ROUTE]["post"]
+    assert operation["security"] == [{"eventsBearer": []}, {"eventsApiKey": []}]
+    assert set(operation["responses"]) == {"200", "400", "401", "413", "503"}
+    assert "head" in schema["paths"][EVENTS_ROUTE]

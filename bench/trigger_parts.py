@@ -1,0 +1,204 @@
+"""What the trigger bench drives: moto's S3 and SQS, `fillpipe watch sqs` as a process,
+a bare SQS consumer (the baseline), and the intake alone on SeaweedFS."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+from PIL import Image
+
+from bench.moto_server import REGION, MotoServer
+from fillpipe.servers import S3Credentials, SeaweedS3Server
+from pipeline.ledger import Ledger, redis_client
+from pipeline.settings import Settings
+from pipeline.storage import S3Uri, Storage
+from pipeline.triggers.events import ObjectEvent
+from pipeline.triggers.intake import TriggerIntake
+from pipeline.triggers.rules import load_rules
+
+BUCKET = "fillpipe"
+PUT_THREADS = 16
+WAIT_TIMEOUT_S = 300.0
+EVENTS_PER_MESSAGE = 10
+
+
+class Aws:
+    """Clients of moto's S3 and SQS."""
+
+    def __init__(self, moto: MotoServer) -> None:
+        session = boto3.session.Session()
+        options = dict(
+            endpoint_url=moto.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        self.s3 = session.client("s3", **options)
+        self.sqs = session.client("sqs", **options)
+
+    def notifying_queue(self, bucket: str, name: str, *, prefix: str) -> str:
+        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        config: dict[str, Any] = {
+            "QueueArn": arn["Attributes"]["QueueArn"],
+            "Events": ["s3:ObjectCreated:*"],
+        }
+        if prefix:
+            config["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
+        self.s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [config]}
+        )
+        return str(url)
+
+    def put(self, bucket: str, key: str, body: bytes) -> float:
+        """Put an object; when its PUT ended (epoch seconds)."""
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="image/png")
+        return time.time()
+
+    def drain_test_events(self, url: str) -> None:
+        """Take out the s3:TestEvent that configuring the notification sent."""
+        answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in answer.get("Messages", []):
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def waiting(self, url: str) -> int:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        found = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(found[name]) for name in names)
+
+
+class Watcher:
+    """`fillpipe watch sqs` in a subprocess, stopped with SIGTERM."""
+
+    def __init__(self, queue: str, rules: Path, env: dict[str, str], log: Path, receivers: int):
+        self.command = [
+            sys.executable,
+            "-m",
+            "fillpipe",
+            "watch",
+            "sqs",
+            queue,
+            "--rules",
+            str(rules),
+            "--receivers",
+            str(receivers),
+        ]
+        self.env, self.log = env, log
+
+    def __enter__(self) -> Watcher:
+        self._log = self.log.open("wb")
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def bare_consume(sqs: Any, url: str, receivers: int, expected: int) -> int:
+    """Receive and delete until `expected` messages (TestEvents aside) are consumed."""
+    lock, consumed = threading.Lock(), [0]
+
+    def consume() -> None:
+        while True:
+            with lock:
+                if consumed[0] >= expected:
+                    return
+            answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            messages = answer.get("Messages", [])
+            if not messages:
+                continue
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            with lock:
+                consumed[0] += sum("TestEvent" not in m["Body"] for m in messages)
+
+    threads = [threading.Thread(target=consume) for _ in range(receivers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_TIMEOUT_S)
+    return consumed[0]
+
+
+def intake_capacity(
+    args: Any,
+    tmp: Path,
+    base: Mapping[str, str],
+    stack_env: Mapping[str, str],
+    rules: Path,
+) -> float:
+    """Events/s of the intake itself, its events already received: objects on a fast S3
+    (SeaweedFS), recorded in a ledger of their own (its dispatcher's work goes nowhere),
+    `args.receivers` threads each handing on a message's worth of events at a time."""
+    s3 = SeaweedS3Server(
+        tmp / "seaweed",
+        tmp / "seaweed.log",
+        credentials=S3Credentials.load_or_create(tmp / "seaweed-credentials"),
+        bucket=BUCKET,
+        environ=dict(base),
+    )
+    s3.start(timeout_s=60)
+    try:
+        settings = Settings.from_environ({**stack_env, **s3.env})
+        storage = Storage.from_settings(settings)
+        events = _seed_objects(storage, args.objects)
+        ledger = Ledger(redis_client(settings.redis_url), slots=args.slots, prefix="bench-intake:")
+        intake = TriggerIntake(load_rules(rules), ledger=ledger, storage=storage, mask_wait_s=60)
+        messages = [
+            events[i : i + EVENTS_PER_MESSAGE] for i in range(0, len(events), EVENTS_PER_MESSAGE)
+        ]
+        started = time.monotonic()
+        with ThreadPoolExecutor(args.receivers) as pool:
+            outcomes = [o for done in pool.map(intake.handle, messages) for o in done]
+        elapsed = time.monotonic() - started
+        ledger.redis.delete(*ledger.redis.keys("bench-intake:*"))
+        ledger.close()
+        if sum(outcome.created for outcome in outcomes) != args.objects:
+            raise SystemExit(f"the intake did not make {args.objects} jobs")
+        return args.objects / elapsed
+    finally:
+        s3.stop()
+
+
+def _seed_objects(storage: Storage, count: int) -> list[ObjectEvent]:
+    """`count` photos under the burst rule's prefix, and the events S3 would send."""
+    keys = [f"incoming/burst/c{n:05d}.png" for n in range(count)]
+    photo = rgba_photo()
+
+    def put(key: str) -> None:
+        storage.write(S3Uri(BUCKET, key), photo, content_type="image/png")
+
+    with ThreadPoolExecutor(PUT_THREADS) as pool:
+        list(pool.map(put, keys))
+    head = storage.head(S3Uri(BUCKET, keys[0]))
+    etag = head.etag if head else None
+    return [ObjectEvent(BUCKET, key, etag=etag, origin="bench") for key in keys]
+
+
+def rgba_photo(size_px: int = 64) -> bytes:
+    """A small photo whose transparent square is the area to repaint."""
+    image = Image.new("RGBA", (size_px, size_px), (180, 60, 40, 255))
+    image.paste((0, 0, 0, 0), (size_px // 4, size_px // 4, size_px * 3 // 4, size_px * 3 // 4))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
