@@ -4,6 +4,7 @@ a bare SQS consumer (the baseline), and the intake alone on SeaweedFS."""
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 from PIL import Image
@@ -112,8 +114,9 @@ class Watcher:
         self._log.close()
 
 
-def bare_consume(sqs: Any, url: str, receivers: int, expected: int) -> int:
-    """Receive and delete until `expected` messages (TestEvents aside) are consumed."""
+def bare_consume(aws: Aws, url: str, receivers: int, expected: int) -> int:
+    """Receive, HEAD each message's object (the least a consumer that checks what it
+    is told does) and delete, until `expected` messages (TestEvents aside) are consumed."""
     lock, consumed = threading.Lock(), [0]
 
     def consume() -> None:
@@ -121,14 +124,20 @@ def bare_consume(sqs: Any, url: str, receivers: int, expected: int) -> int:
             with lock:
                 if consumed[0] >= expected:
                     return
-            answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            answer = aws.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
             messages = answer.get("Messages", [])
+            for message in messages:
+                for record in json.loads(message["Body"]).get("Records", []):
+                    key = unquote_plus(record["s3"]["object"]["key"])
+                    aws.s3.head_object(Bucket=record["s3"]["bucket"]["name"], Key=key)
             if not messages:
                 continue
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
             ]
-            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            aws.sqs.delete_message_batch(QueueUrl=url, Entries=entries)
             with lock:
                 consumed[0] += sum("TestEvent" not in m["Body"] for m in messages)
 

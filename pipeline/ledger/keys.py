@@ -26,6 +26,8 @@
     trouble                  counter with a TTL: failures in a row to reach the provider
     results-stale            set: batches whose results.jsonl is behind the ledger
     outbox                   stream: work for the workers (see `pipeline.ledger.outbox`)
+    seen:…, mask-wait:…, listing:…   triggered jobs' event marks, masks' waiting jobs
+                             and listing cursors (see `pipeline.ledger.triggers`)
 
 Batch ids never contain ':' (see `pipeline.batches.new_batch_id`); job ids may, so a job
 key is split at its first ':' after the prefix. The scripts derive keys from the same
