@@ -5,6 +5,7 @@ retrigger it."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pipeline.runtime import Runtime
 from pipeline.states import JobState
 from pipeline.storage import S3Uri
 from pipeline.triggers.intake import rolling_batch_id
+from tests.commands import run_fillpipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -142,3 +144,23 @@ def test_photos_dropped_in_the_bucket_come_out_edited_once(
 
     watcher.send_signal(signal.SIGTERM)
     assert watcher.wait(STOP_TIMEOUT_S) == 0
+
+
+def test_the_trigger_demo_drops_photos_and_shows_their_outputs(
+    stack, stack_rt: Runtime, clean_environ, tmp_path
+):
+    result = run_fillpipe(
+        "demo", "--trigger", "--jobs", "2", "--json", "--out", str(tmp_path),
+        "--state-dir", str(tmp_path / "state"),
+        env={**clean_environ, **stack.env},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(result.stdout)
+    assert document["batch"] == rolling_batch_id("demo", time.time())
+    assert document["stored"] == 2 and document["failed"] == 0
+    for job in document["jobs"]:
+        assert job["rule"] == "demo" and job["via"] == "listing"
+        stored = stack_rt.storage.fetch(S3Uri.parse(job["output"]))
+        assert stored.tags["fillpipe-batch"] == document["batch"]
+    assert "dropped s3://" in result.stderr

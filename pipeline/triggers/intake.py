@@ -121,9 +121,11 @@ class TriggerIntake:
         if not rules:
             return [Outcome(event, "no-rule")]
         head = self._storage.head(S3Uri(event.bucket, event.key))
+        if head is None:
+            return [Outcome(event, "gone")]
         skip = _skip_reason(event, head)
-        if skip is not None or head is None:
-            return [Outcome(event, skip or "gone")]
+        if skip is not None:
+            return [Outcome(event, skip)]
         return [self._record(rule, event, head) for rule in rules]
 
     def _record(self, rule: Rule, event: ObjectEvent, head: ObjectHead) -> Outcome:
@@ -161,9 +163,9 @@ def describe(outcome: Outcome) -> str:
     return f"{rule}{where} [{outcome.event.origin}] -> {outcome.result}{job}{detail}"
 
 
-def _skip_reason(event: ObjectEvent, head: ObjectHead | None) -> str | None:
-    if head is None:
-        return "gone"
+def _skip_reason(event: ObjectEvent, head: ObjectHead) -> str | None:
+    """Why an object that exists makes no job: one of fillpipe's outputs, or changed
+    since the event (the later event makes the job)."""
     if OUTPUT_MARK in head.metadata:
         return "own-output"
     if event.version_id and head.version_id and event.version_id != head.version_id:

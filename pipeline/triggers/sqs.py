@@ -42,10 +42,20 @@ def sqs_client() -> Any:
 class SqsWatcher:
     """Receives, handles and deletes the messages of one queue."""
 
-    def __init__(self, intake: TriggerIntake, queue_url: str, client: Any) -> None:
+    def __init__(
+        self,
+        intake: TriggerIntake,
+        queue_url: str,
+        client: Any,
+        *,
+        visibility_s: int = VISIBILITY_S,
+        extend_every_s: float = EXTEND_EVERY_S,
+    ) -> None:
         self._intake = intake
         self._queue_url = queue_url
         self._sqs = client
+        self._visibility_s = visibility_s
+        self._extend_every_s = extend_every_s
 
     def poll(self) -> int:
         """One long-poll receive and its messages handled; the number of events."""
@@ -93,7 +103,7 @@ class SqsWatcher:
 
     @contextlib.contextmanager
     def _kept_invisible(self, messages: list[dict[str, Any]]) -> Iterator[None]:
-        """Extend the messages' visibility every `EXTEND_EVERY_S` while they are worked on."""
+        """Extend the messages' visibility every `extend_every_s` while they are worked on."""
         if not messages:
             yield
             return
@@ -111,11 +121,11 @@ class SqsWatcher:
             {
                 "Id": str(index),
                 "ReceiptHandle": message["ReceiptHandle"],
-                "VisibilityTimeout": VISIBILITY_S,
+                "VisibilityTimeout": self._visibility_s,
             }
             for index, message in enumerate(messages)
         ]
-        while not done.wait(EXTEND_EVERY_S):
+        while not done.wait(self._extend_every_s):
             try:
                 self._sqs.change_message_visibility_batch(QueueUrl=self._queue_url, Entries=entries)
             except Exception as error:  # the message may come back: it is then a duplicate

@@ -4,6 +4,7 @@ to SQS, through SNS, and through EventBridge."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -195,3 +196,49 @@ def release(wiring: Wiring, messages: list[dict[str, Any]]) -> None:
         wiring.sqs.change_message_visibility(
             QueueUrl=wiring.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
+
+
+class SlowIntake:
+    """The intake, taking `delay_s` longer over each message (a slow S3, say)."""
+
+    def __init__(self, intake: TriggerIntake, delay_s: float) -> None:
+        self._intake = intake
+        self._delay_s = delay_s
+
+    def handle(self, events):  # type: ignore[no-untyped-def]
+        time.sleep(self._delay_s)
+        return self._intake.handle(events)
+
+
+def test_a_message_stays_invisible_while_it_is_worked_on_past_its_timeout(
+    moto_server, moto_settings, ledger
+):
+    wiring = Wiring(moto_server, "sqs")
+    wiring.sqs.set_queue_attributes(
+        QueueUrl=wiring.queue_url, Attributes={"VisibilityTimeout": "1"}
+    )
+    _, intake = make_watcher(moto_settings, ledger, wiring)
+    watcher = SqsWatcher(
+        SlowIntake(intake, 3.0), wiring.queue_url, wiring.sqs, visibility_s=1, extend_every_s=0.3
+    )
+    for test_event in receive_all(wiring):  # the configuration's TestEvent, out of the way
+        wiring.sqs.delete_message(
+            QueueUrl=wiring.queue_url, ReceiptHandle=test_event["ReceiptHandle"]
+        )
+    wiring.put("incoming/slow.png")
+
+    other_receives: list[str] = []
+
+    def look() -> None:
+        time.sleep(1.5)  # past the queue's 1 s timeout
+        answer = wiring.sqs.receive_message(QueueUrl=wiring.queue_url, WaitTimeSeconds=1)
+        other_receives.extend(message["Body"] for message in answer.get("Messages", []))
+
+    spy = threading.Thread(target=look)
+    spy.start()
+    watcher.poll()
+    spy.join()
+
+    assert other_receives == []
+    assert jobs(ledger) == {f"s3://{wiring.bucket}/incoming/slow.png": JobState.DISPATCHED}
+    assert wiring.left_in_queue() == 0
