@@ -1,7 +1,7 @@
 """Triggered jobs in the ledger: recording them once per event, and their masks.
 
-seen:<rule>:<bucket>/<key>     hash: id, order of the latest event recorded for the
-                               rule and object (deduplication, out-of-order events)
+seen:<rule>:<bucket>/<key>     hash: id, order, object of the latest event recorded
+                               for the rule and object (deduplication, out-of-order events)
 mask-wait:<mask uri>           set: keys of the jobs waiting for that mask
 listing:<bucket>/<prefix>      hash: key -> ETag, the listing poller's cursor
 listing-started:<bucket>/<prefix>   string: the poller has taken its first listing
@@ -39,12 +39,14 @@ class Recorded(StrEnum):
 
 @dataclass(frozen=True)
 class EventMark:
-    """Which event made a job: the rule and object, the object's version (or ETag) with
-    the event's sequencer, and that sequencer in comparable form ('' for none)."""
+    """Which event made a job: the rule and object, the object's version (or ETag), the
+    event's identity (that and its sequencer), and the sequencer in comparable form
+    ('' for none)."""
 
     rule: str
     bucket: str
     key: str
+    object_id: str
     event_id: str
     order: str = ""
 
@@ -76,6 +78,7 @@ class TriggerStore:
             source=source,
             seen=self._seen_key(mark),
             event_id=mark.event_id,
+            object_id=mark.object_id,
             order=mark.order,
             seen_ttl_s=SEEN_TTL_S,
             waits_for=None if mask_uri is None else self._mask_wait_key(mask_uri),

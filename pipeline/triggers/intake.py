@@ -9,7 +9,8 @@ prefix: the loop guard) make nothing. A job whose mask is not there yet waits fo
 
 Jobs land in their rule's rolling batch of the (UTC) day, `<rule>-<YYYYMMDD>`, under a
 job id derived from the rule, the object and the event's identity, so a redelivered
-event records nothing twice; an older event of the same key (by sequencer) neither.
+event records nothing twice; an older event of the same content (by sequencer)
+neither. Events of content that changed since are caught by the HEAD.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ class TriggerIntake:
 
     def _record(self, rule: Rule, event: ObjectEvent, head: ObjectHead) -> Outcome:
         now = self._clock()
-        event_id = f"{event.version_id or head.version_id or head.etag}|{event.sequencer or ''}"
+        object_id = event.version_id or head.version_id or head.etag
+        event_id = f"{object_id}|{event.sequencer or ''}"
         ref = JobRef(rolling_batch_id(rule.name, now), job_id_for(rule.name, event, event_id))
         try:
             spec = _spec(rule, event, head, ref)
@@ -138,7 +140,7 @@ class TriggerIntake:
             log.warning("rule %s cannot make a job of %s: %s", rule.name, event.key, error)
             return Outcome(event, "refused", rule.name, detail=str(error))
         mask_uri = spec.mask_uri if spec.mask_uri and not self._exists(spec.mask_uri) else None
-        mark = EventMark(rule.name, event.bucket, event.key, event_id, _order(event))
+        mark = EventMark(rule.name, event.bucket, event.key, object_id, event_id, _order(event))
         recorded = self._ledger.triggers.add(
             spec,
             source=RULE_SOURCE_PREFIX + rule.name,

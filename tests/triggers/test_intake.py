@@ -135,6 +135,23 @@ def test_an_older_event_by_sequencer_is_stale(intake, seaweed_storage, prefix):
     ]
 
 
+def test_new_content_is_never_judged_by_sequencer(intake, seaweed_storage, prefix):
+    # Sequencers of different servers (MinIO nodes) need not agree: an overwrite whose
+    # event carries a smaller sequencer is still the current object, as the HEAD shows.
+    put(seaweed_storage, f"{prefix}k.mask.png", png(mode="L"))
+    first = put(seaweed_storage, f"{prefix}k.png")
+    (recorded,) = intake.handle(
+        [ObjectEvent(first.bucket, first.key, etag=first.etag, sequencer="17F0000000000200")]
+    )
+    second = put(seaweed_storage, f"{prefix}k.png", png(color=(4, 5, 6)))
+
+    (overwrite,) = intake.handle(
+        [ObjectEvent(second.bucket, second.key, etag=second.etag, sequencer="17F0000000000100")]
+    )
+
+    assert (recorded.result, overwrite.result) == ("queued", "queued")
+
+
 def test_an_image_before_its_mask_waits_and_the_mask_releases_it(
     intake, ledger, seaweed_storage, prefix, clock
 ):

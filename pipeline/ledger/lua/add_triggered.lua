@@ -7,14 +7,21 @@
 --   late_at         when a job waiting for its mask has waited too long
 --   seen            the key marking the latest event of this rule and object
 --   event_id        the event's identity (version or ETag, and sequencer)
+--   object_id       the object's version or ETag alone
 --   order           the event's sequencer in comparable form, or '' (none)
 --   seen_ttl_s      how long the mark is kept
--- An event already marked, or older than the marked one (its sequencer is smaller),
--- records nothing. A job of a cancelled batch is recorded as cancelled.
+-- An event already marked records nothing; nor does an older event of the same object
+-- version (a smaller sequencer, same version or ETag). An event of other content is
+-- never judged by sequencer: the caller's HEAD has shown it is the current object, and
+-- sequencers of different servers (MinIO nodes) need not agree. A job of a cancelled
+-- batch is recorded as cancelled.
 -- Returns the state the job was recorded in, or 'duplicate' or 'stale'.
-local mark = redis.call('HMGET', A.seen, 'id', 'order')
+local mark = redis.call('HMGET', A.seen, 'id', 'order', 'object')
 if mark[1] == A.event_id then return 'duplicate' end
-if A.order ~= '' and mark[2] and mark[2] ~= '' and A.order < mark[2] then return 'stale' end
+local same_object = mark[3] == A.object_id
+if same_object and A.order ~= '' and mark[2] and mark[2] ~= '' and A.order < mark[2] then
+  return 'stale'
+end
 local jkey, bkey = job_key(A.batch, A.job), batch_key(A.batch)
 if redis.call('EXISTS', jkey) == 1 then return 'duplicate' end
 if redis.call('EXISTS', bkey) == 0 then
@@ -28,7 +35,7 @@ redis.call('HSET', jkey, 'spec', A.spec, 'state', state, 'attempt', 0, 'updated_
 redis.call('RPUSH', bkey .. ':jobs', A.job)
 redis.call('HINCRBY', bkey, 'total', 1)
 redis.call('HINCRBY', bkey, 'n:' .. state, 1)
-redis.call('HSET', A.seen, 'id', A.event_id, 'order', A.order)
+redis.call('HSET', A.seen, 'id', A.event_id, 'order', A.order, 'object', A.object_id)
 redis.call('EXPIRE', A.seen, A.seen_ttl_s)
 if state == 'awaiting_mask' then
   redis.call('ZADD', AWAITING, A.late_at, jkey)
