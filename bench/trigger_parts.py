@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ BUCKET = "fillpipe"
 PUT_THREADS = 16
 WAIT_TIMEOUT_S = 300.0
 EVENTS_PER_MESSAGE = 10
+INTAKE_PROCESSES = (1, 2)
 
 
 class Aws:
@@ -155,10 +157,11 @@ def intake_capacity(
     base: Mapping[str, str],
     stack_env: Mapping[str, str],
     rules: Path,
-) -> float:
-    """Events/s of the intake itself, its events already received: objects on a fast S3
-    (SeaweedFS), recorded in a ledger of their own (its dispatcher's work goes nowhere),
-    `args.receivers` threads each handing on a message's worth of events at a time."""
+) -> dict[int, float]:
+    """Events/s of the intake itself, its events already received, in 1 and 2 processes
+    (as 1 or 2 watchers on one queue): objects on a fast S3 (SeaweedFS), recorded in a
+    ledger of their own (its dispatcher's work goes nowhere), `args.receivers` threads a
+    process, each handing on a message's worth of events at a time."""
     s3 = SeaweedS3Server(
         tmp / "seaweed",
         tmp / "seaweed.log",
@@ -168,25 +171,70 @@ def intake_capacity(
     )
     s3.start(timeout_s=60)
     try:
-        settings = Settings.from_environ({**stack_env, **s3.env})
-        storage = Storage.from_settings(settings)
-        events = _seed_objects(storage, args.objects)
-        ledger = Ledger(redis_client(settings.redis_url), slots=args.slots, prefix="bench-intake:")
-        intake = TriggerIntake(load_rules(rules), ledger=ledger, storage=storage, mask_wait_s=60)
-        messages = [
-            events[i : i + EVENTS_PER_MESSAGE] for i in range(0, len(events), EVENTS_PER_MESSAGE)
-        ]
-        started = time.monotonic()
-        with ThreadPoolExecutor(args.receivers) as pool:
-            outcomes = [o for done in pool.map(intake.handle, messages) for o in done]
-        elapsed = time.monotonic() - started
-        ledger.redis.delete(*ledger.redis.keys("bench-intake:*"))
-        ledger.close()
-        if sum(outcome.created for outcome in outcomes) != args.objects:
-            raise SystemExit(f"the intake did not make {args.objects} jobs")
-        return args.objects / elapsed
+        env = {**stack_env, **s3.env}
+        keys = _seed_objects(Storage.from_settings(Settings.from_environ(env)), args.objects)
+        return {
+            processes: _intake_rate(env, rules, keys, processes, args.receivers)
+            for processes in INTAKE_PROCESSES
+        }
     finally:
         s3.stop()
+
+
+def _intake_rate(
+    env: Mapping[str, str], rules: Path, events: list[ObjectEvent], processes: int, threads: int
+) -> float:
+    """Events/s of `processes` intakes sharing `events`, timed once every one is ready."""
+    # Spawned, not forked: this process has threads (and their locks) to leave behind.
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Barrier(processes + 1), context.Event()
+    workers = [
+        context.Process(
+            target=_intake_process,
+            args=(dict(env), rules, events[index::processes], threads, ready, go, index),
+        )
+        for index in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    ready.wait()
+    started = time.monotonic()
+    go.set()
+    for worker in workers:
+        worker.join()
+    elapsed = time.monotonic() - started
+    if any(worker.exitcode for worker in workers):
+        raise SystemExit("an intake process failed")
+    return len(events) / elapsed
+
+
+def _intake_process(
+    env: dict[str, str],
+    rules: Path,
+    events: list[ObjectEvent],
+    threads: int,
+    ready: Any,
+    go: Any,
+    index: int,
+) -> None:
+    """One watcher's intake, with clients of its own, over its share of the events."""
+    settings = Settings.from_environ(env)
+    prefix = f"bench-intake-{index}-{time.time_ns()}:"
+    ledger = Ledger(redis_client(settings.redis_url), slots=24, prefix=prefix)
+    storage = Storage.from_settings(settings)
+    intake = TriggerIntake(load_rules(rules), ledger=ledger, storage=storage, mask_wait_s=60)
+    storage.head(S3Uri(BUCKET, events[0].key))  # connections open before the clock starts
+    messages = [
+        events[i : i + EVENTS_PER_MESSAGE] for i in range(0, len(events), EVENTS_PER_MESSAGE)
+    ]
+    ready.wait()
+    go.wait()
+    with ThreadPoolExecutor(threads) as pool:
+        outcomes = [o for done in pool.map(intake.handle, messages) for o in done]
+    ledger.redis.delete(*ledger.redis.keys(f"{prefix}*"))
+    ledger.close()
+    if sum(outcome.created for outcome in outcomes) != len(events):
+        raise SystemExit(f"the intake made fewer jobs than its {len(events)} events")
 
 
 def _seed_objects(storage: Storage, count: int) -> list[ObjectEvent]:
