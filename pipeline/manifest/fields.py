@@ -9,19 +9,27 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from pipeline import tags as s3tags
 from pipeline.errors import BadValue, InputError
 from pipeline.manifest.problems import plain, show
-from pipeline.models import OUTPUT_FORMATS, OutputFormat, Range
+from pipeline.models import (
+    FINETUNE_STRENGTH,
+    GUIDANCE,
+    OUTPUT_FORMATS,
+    SAFETY_TOLERANCE,
+    SEED,
+    STEPS,
+    EditParams,
+    OutputFormat,
+    Range,
+)
 from pipeline.storage import S3_SCHEME, S3Uri
 
 ManifestFormat = Literal["jsonl", "csv"]
-KNOWN_FIELDS = (
-    "id",
-    "image",
-    "mask",
+# The provider's parameters, as manifests and trigger rules both give them.
+PARAM_FIELDS = (
     "prompt",
     "finetune_id",
     "finetune_strength",
@@ -31,17 +39,50 @@ KNOWN_FIELDS = (
     "output_format",
     "safety_tolerance",
     "prompt_upsampling",
-    "output",
-    "tags",
 )
+KNOWN_FIELDS = ("id", "image", "mask", *PARAM_FIELDS, "output", "tags")
 REQUIRED_FIELDS = ("image", "prompt", "finetune_id")
 TAG_COLUMN_PREFIX = "tag."
 MAX_ID_CHARS = 200
 RANGE_DASH = "\u2013"
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _V = TypeVar("_V")
+_D = TypeVar("_D")
 _N = TypeVar("_N", int, float)
 Parser = Callable[[object, ManifestFormat], _V]
+
+
+class ValueReader(Protocol):
+    """Reads one field with a parser: its value, or (absent, or reported as a problem)
+    the default."""
+
+    def __call__(self, name: str, parse: Parser[_V], default: _D) -> _V | _D: ...
+
+
+def edit_params(get: ValueReader, prompt: str, finetune_id: str) -> EditParams:
+    """The provider parameters: `prompt` and `finetune_id` as given, every other one read
+    with `get`, checked against the provider's ranges, with the provider's defaults."""
+    real, whole = "a number", "a whole number"
+    default = EditParams(prompt, finetune_id)
+    return EditParams(
+        prompt=prompt,
+        finetune_id=finetune_id,
+        finetune_strength=get(
+            "finetune_strength",
+            ranged(as_number, FINETUNE_STRENGTH, real),
+            default.finetune_strength,
+        ),
+        steps=get("steps", ranged(as_integer, STEPS, whole), default.steps),
+        guidance=get("guidance", ranged(as_number, GUIDANCE, real), default.guidance),
+        seed=get("seed", ranged(as_integer, SEED, whole), default.seed),
+        output_format=get("output_format", as_format, default.output_format),
+        safety_tolerance=get(
+            "safety_tolerance",
+            ranged(as_integer, SAFETY_TOLERANCE, whole),
+            default.safety_tolerance,
+        ),
+        prompt_upsampling=get("prompt_upsampling", as_bool, default.prompt_upsampling),
+    )
 
 
 def as_text(value: object, fmt: ManifestFormat) -> str:

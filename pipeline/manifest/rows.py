@@ -18,26 +18,17 @@ from pipeline.manifest.fields import (
     TAG_COLUMN_PREFIX,
     ManifestFormat,
     Parser,
-    as_bool,
-    as_format,
-    as_integer,
-    as_number,
     as_text,
     check_id,
     check_location,
+    edit_params,
     known_hint,
-    ranged,
     tag_key_hint,
 )
 from pipeline.manifest.problems import cut, show
 from pipeline.manifest.reading import read_records
 from pipeline.models import (
     EXTENSIONS,
-    FINETUNE_STRENGTH,
-    GUIDANCE,
-    SAFETY_TOLERANCE,
-    SEED,
-    STEPS,
     EditParams,
 )
 from pipeline.storage import S3_SCHEME, S3Uri
@@ -193,27 +184,7 @@ class _RowCheck:
         finetune_id = self.required_text("finetune_id")
         if finetune_id:
             self.finetune_id(finetune_id)
-        real, whole = "a number", "a whole number"
-        default = EditParams(prompt, finetune_id)
-        params = EditParams(
-            prompt=prompt,
-            finetune_id=finetune_id,
-            finetune_strength=self.get(
-                "finetune_strength",
-                ranged(as_number, FINETUNE_STRENGTH, real),
-                default.finetune_strength,
-            ),
-            steps=self.get("steps", ranged(as_integer, STEPS, whole), default.steps),
-            guidance=self.get("guidance", ranged(as_number, GUIDANCE, real), default.guidance),
-            seed=self.get("seed", ranged(as_integer, SEED, whole), default.seed),
-            output_format=self.get("output_format", as_format, default.output_format),
-            safety_tolerance=self.get(
-                "safety_tolerance",
-                ranged(as_integer, SAFETY_TOLERANCE, whole),
-                default.safety_tolerance,
-            ),
-            prompt_upsampling=self.get("prompt_upsampling", as_bool, default.prompt_upsampling),
-        )
+        params = edit_params(self.get, prompt, finetune_id)
         return params if prompt and finetune_id else None
 
     def finetune_id(self, finetune_id: str) -> None:

@@ -14,35 +14,21 @@ from typing import TypeVar
 from pipeline import tags as s3tags
 from pipeline.errors import BadValue, InputError, Problem
 from pipeline.manifest.fields import (
+    PARAM_FIELDS,
     ManifestFormat,
     Parser,
-    as_bool,
-    as_format,
-    as_integer,
-    as_number,
     as_text,
-    ranged,
+    edit_params,
     tag_key_hint,
 )
 from pipeline.manifest.problems import show
-from pipeline.models import FINETUNE_STRENGTH, GUIDANCE, SAFETY_TOLERANCE, SEED, STEPS, EditParams
+from pipeline.models import EditParams
 from pipeline.storage import S3_SCHEME
 from pipeline.templates import fill
 from pipeline.triggers.rules import ALPHA_MASK, DEFAULT_MASK_TEMPLATE, Rule, key_values
 from pipeline.triggers.rules_lines import RuleLines
 from pipeline.triggers.rules_samples import TEMPLATE_HINT, check_samples
 
-PARAM_FIELDS = (
-    "prompt",
-    "finetune_id",
-    "finetune_strength",
-    "steps",
-    "guidance",
-    "seed",
-    "output_format",
-    "safety_tolerance",
-    "prompt_upsampling",
-)
 RULE_FIELDS = ("name", "bucket", "prefix", "suffix", "glob", "mask", "mask_prefix", "output")
 KNOWN_FIELDS = (*RULE_FIELDS, *PARAM_FIELDS, "tags")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -244,27 +230,7 @@ class RuleCheck:
         if problem:
             hint = f"finetune ids become S3 tag values: {s3tags.ALLOWED_CHARS_HINT}"
             self.report("finetune_id", f"{show(finetune_id)} {problem}", hint)
-        real, whole = "a number", "a whole number"
-        default = EditParams(prompt, finetune_id)
-        return EditParams(
-            prompt=prompt,
-            finetune_id=finetune_id,
-            finetune_strength=self.get(
-                "finetune_strength",
-                ranged(as_number, FINETUNE_STRENGTH, real),
-                default.finetune_strength,
-            ),
-            steps=self.get("steps", ranged(as_integer, STEPS, whole), default.steps),
-            guidance=self.get("guidance", ranged(as_number, GUIDANCE, real), default.guidance),
-            seed=self.get("seed", ranged(as_integer, SEED, whole), default.seed),
-            output_format=self.get("output_format", as_format, default.output_format),
-            safety_tolerance=self.get(
-                "safety_tolerance",
-                ranged(as_integer, SAFETY_TOLERANCE, whole),
-                default.safety_tolerance,
-            ),
-            prompt_upsampling=self.get("prompt_upsampling", as_bool, default.prompt_upsampling),
-        )
+        return edit_params(self.get, prompt, finetune_id)
 
     def tags(self) -> dict[str, str]:
         """The extra S3 tags of the rule's outputs, by the manifests' tag rules."""
