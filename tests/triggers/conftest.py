@@ -11,6 +11,27 @@ from pipeline.settings import Settings
 from pipeline.storage import Storage
 from tests.conftest import hermetic_environ
 
+SIBLING_MASK = "{dir}/{stem}.mask.png"
+
+
+def retouch_rule(prefix: str, *, bucket: str = "fillpipe", mask: str = SIBLING_MASK) -> str:
+    """The text of a rules file with one rule, `retouch`: the PNGs under `prefix` in
+    `bucket`, edited into `prefix`edited/ (inside its own prefix: the loop guard holds)."""
+    return f"""
+[[rules]]
+name = "retouch"
+bucket = "{bucket}"
+prefix = "{prefix}"
+suffix = ".png"
+mask = "{mask}"
+output = "s3://{bucket}/{prefix}edited/{{stem}}.{{ext}}"
+prompt = "a glossy studio finish"
+finetune_id = "my-brand"
+output_format = "png"
+tags = {{ campaign = "spring" }}
+"""
+
+
 SETTINGS_ENV = {
     "FILLPIPE_PROVIDER_URL": "https://provider.invalid",
     "FILLPIPE_PROVIDER_KEY": "test-provider-key",

@@ -18,6 +18,7 @@ from pipeline.triggers.intake import TriggerIntake, rolling_batch_id
 from pipeline.triggers.masks import settle_overdue
 from pipeline.triggers.rules import parse_rules
 from tests.pipeline.fakes import png
+from tests.triggers.conftest import retouch_rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -30,22 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def rules_text(prefix: str) -> str:
-    return f"""
-[[rules]]
-name = "retouch"
-bucket = "fillpipe"
-prefix = "{prefix}"
-suffix = ".png"
-mask = "{{dir}}/{{stem}}.mask.png"
-output = "s3://fillpipe/{prefix}edited/{{stem}}.{{ext}}"
-prompt = "a glossy studio finish"
-finetune_id = "my-brand"
-output_format = "png"
-tags = {{ campaign = "spring" }}
-"""
 
 
 @pytest.fixture
@@ -67,7 +52,7 @@ def ledger(seaweed_settings: Settings, clock: Clock) -> Iterator[Ledger]:
 
 @pytest.fixture
 def intake(ledger: Ledger, seaweed_storage: Storage, prefix: str, clock: Clock) -> TriggerIntake:
-    rules = parse_rules(rules_text(prefix), source="rules.toml")
+    rules = parse_rules(retouch_rule(prefix), source="rules.toml")
     return TriggerIntake(
         rules, ledger=ledger, storage=seaweed_storage, mask_wait_s=MASK_WAIT_S, clock=clock
     )

@@ -16,20 +16,9 @@ from pipeline.triggers.intake import TriggerIntake, rolling_batch_id
 from pipeline.triggers.listing import ListingPoller
 from pipeline.triggers.rules import parse_rules
 from tests.pipeline.fakes import png
+from tests.triggers.conftest import retouch_rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-RULES = """
-[[rules]]
-name = "retouch"
-bucket = "fillpipe"
-prefix = "{prefix}"
-suffix = ".png"
-output = "s3://fillpipe/{prefix}edited/{{stem}}.{{ext}}"
-prompt = "a glossy studio finish"
-finetune_id = "my-brand"
-output_format = "png"
-"""
 
 
 @pytest.fixture
@@ -46,7 +35,7 @@ def ledger(seaweed_settings: Settings) -> Iterator[Ledger]:
 
 @pytest.fixture
 def make_poller(ledger, seaweed_storage, prefix):
-    rules = parse_rules(RULES.format(prefix=prefix), source="rules.toml")
+    rules = parse_rules(retouch_rule(prefix), source="rules.toml")
     intake = TriggerIntake(rules, ledger=ledger, storage=seaweed_storage, mask_wait_s=60)
 
     def make(backfill: bool = False) -> ListingPoller:

@@ -22,22 +22,10 @@ from pipeline.triggers.intake import TriggerIntake, rolling_batch_id
 from pipeline.triggers.rules import parse_rules
 from pipeline.triggers.sqs import SqsWatcher
 from tests.pipeline.fakes import png
-from tests.triggers.conftest import aws_client
+from tests.triggers.conftest import aws_client, retouch_rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-RULES = """
-[[rules]]
-name = "retouch"
-bucket = "{bucket}"
-prefix = "incoming/"
-suffix = ".png"
-mask = "alpha"
-output = "s3://{bucket}/incoming/edited/{{stem}}.{{ext}}"
-prompt = "a glossy studio finish"
-finetune_id = "my-brand"
-output_format = "png"
-"""
 CREATED = ["s3:ObjectCreated:*"]
 
 
@@ -107,7 +95,9 @@ def ledger(moto_settings: Settings) -> Iterator[Ledger]:
 def make_watcher(
     settings: Settings, ledger: Ledger, wiring: Wiring
 ) -> tuple[SqsWatcher, TriggerIntake]:
-    rules = parse_rules(RULES.format(bucket=wiring.bucket), source="rules.toml")
+    rules = parse_rules(
+        retouch_rule("incoming/", bucket=wiring.bucket, mask="alpha"), source="rules.toml"
+    )
     intake = TriggerIntake(
         rules, ledger=ledger, storage=Storage.from_settings(settings), mask_wait_s=60
     )

@@ -21,24 +21,12 @@ from pipeline.storage import S3Uri, Storage
 from pipeline.triggers.intake import rolling_batch_id
 from tests.conftest import hermetic_environ
 from tests.pipeline.fakes import png
-from tests.triggers.conftest import SETTINGS_ENV, aws_client
+from tests.triggers.conftest import SETTINGS_ENV, aws_client, retouch_rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PHOTOS = 40
 OUTAGE_S = 3.0
-RULES = """
-[[rules]]
-name = "retouch"
-bucket = "{bucket}"
-prefix = "incoming/"
-suffix = ".png"
-mask = "alpha"
-output = "s3://{bucket}/edited/{{stem}}.{{ext}}"
-prompt = "a glossy studio finish"
-finetune_id = "my-brand"
-output_format = "png"
-"""
 
 
 def watch(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -82,7 +70,7 @@ def test_a_watcher_killed_mid_stream_loses_nothing_and_records_nothing_twice(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [config]}
     )
     rules = tmp_path / "rules.toml"
-    rules.write_text(RULES.format(bucket=bucket))
+    rules.write_text(retouch_rule("incoming/", bucket=bucket, mask="alpha"))
     env = {
         **clean_environ,
         **moto_server.env,
@@ -128,9 +116,7 @@ def test_a_listing_watcher_waits_out_a_redis_outage(
 ):
     prefix = f"outage-{uuid.uuid4().hex[:8]}/"
     rules = tmp_path / "rules.toml"
-    rules.write_text(
-        RULES.format(bucket="fillpipe").replace('prefix = "incoming/"', f'prefix = "{prefix}"')
-    )
+    rules.write_text(retouch_rule(prefix, mask="alpha"))
     env = {**clean_environ, **s3_env, **SETTINGS_ENV, "FILLPIPE_REDIS_URL": own_valkey.url}
     settings = Settings.from_environ(env)
     storage = Storage.from_settings(settings)

@@ -21,25 +21,13 @@ from pipeline.storage import S3Uri, Storage
 from pipeline.triggers.intake import TriggerIntake, rolling_batch_id
 from pipeline.triggers.rules import parse_rules
 from tests.pipeline.fakes import png
-from tests.triggers.conftest import SETTINGS_ENV
+from tests.triggers.conftest import SETTINGS_ENV, retouch_rule
 from webhook_receiver.app import create_app
 from webhook_receiver.events import EVENTS_ROUTE, EventHandlers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 TOKEN = "t" * 40
-RULES = """
-[[rules]]
-name = "retouch"
-bucket = "fillpipe"
-prefix = "{prefix}"
-suffix = ".png"
-mask = "alpha"
-output = "s3://fillpipe/{prefix}edited/{{stem}}.{{ext}}"
-prompt = "a glossy studio finish"
-finetune_id = "my-brand"
-output_format = "png"
-"""
 
 
 @pytest.fixture
@@ -67,7 +55,7 @@ def storage(settings: Settings) -> Storage:
 
 @pytest.fixture
 def client(settings, ledger, storage, recorder, prefix) -> Iterator[TestClient]:
-    rules = parse_rules(RULES.format(prefix=prefix), source="rules.toml")
+    rules = parse_rules(retouch_rule(prefix, mask="alpha"), source="rules.toml")
     intake = TriggerIntake(rules, ledger=ledger, storage=storage, mask_wait_s=60)
     app = create_app(
         signer=CallbackSigner(settings.signing_keys, max_age_s=60),
@@ -227,7 +215,7 @@ def test_without_rules_the_route_does_not_exist(settings, recorder):
 def test_when_redis_is_unreachable_the_sender_is_told_to_retry(settings, storage, recorder, prefix):
     key = f"{prefix}a.png"
     etag = put(storage, key)
-    rules = parse_rules(RULES.format(prefix=prefix), source="rules.toml")
+    rules = parse_rules(retouch_rule(prefix, mask="alpha"), source="rules.toml")
     # A client without fillpipe's retries, so the outage shows at once.
     unreachable = Ledger(redis.Redis.from_url("redis://127.0.0.1:1/0"), slots=1)
     intake = TriggerIntake(rules, ledger=unreachable, storage=storage, mask_wait_s=60)
