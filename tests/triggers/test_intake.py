@@ -17,20 +17,13 @@ from pipeline.triggers.events import ObjectEvent
 from pipeline.triggers.intake import TriggerIntake, rolling_batch_id
 from pipeline.triggers.masks import settle_overdue
 from pipeline.triggers.rules import parse_rules
+from tests.pipeline.conftest import Clock
 from tests.pipeline.fakes import png
 from tests.triggers.conftest import retouch_rule
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 MASK_WAIT_S = 60.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

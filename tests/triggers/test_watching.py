@@ -10,6 +10,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from pipeline.errors import StorageUnavailable
 from pipeline.triggers.watching import MAX_PAUSE_S, Health, run_until_stopped
+from tests.pipeline.conftest import Clock
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -24,14 +25,6 @@ class Stopping(threading.Event):
     def wait(self, timeout: float | None = None) -> bool:
         self.pauses.append(timeout or 0.0)
         return self.is_set()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_failures_that_may_pass_are_waited_out_with_growing_pauses():
