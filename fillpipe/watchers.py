@@ -31,8 +31,10 @@ from pipeline.triggers.watching import Health, paced, run_until_stopped
 log = logging.getLogger(__name__)
 
 Poll = Callable[[], int]
-# A watcher is unhealthy when no poll has succeeded for this long.
-HEALTHY_WITHIN_S = 3 * WAIT_TIME_S + 30
+# A watcher is unhealthy when no poll has succeeded for three of its periods (a long
+# poll's wait, or the pause between listings) and half a minute.
+MISSED_POLLS = 3
+HEALTH_GRACE_S = 30.0
 
 
 def watch_s3(
@@ -47,9 +49,11 @@ def watch_s3(
     """Poll the listings of `uris` (s3://BUCKET/PREFIX) every `interval_s`."""
     configure_logging()
     settings, rules = _settings_and_rules(environ, rules_file)
-    intake = TriggerIntake.from_settings(settings, rules)
     storage = Storage.from_settings(settings)
     ledger = Ledger.from_settings(settings)
+    intake = TriggerIntake(
+        rules, ledger=ledger, storage=storage, mask_wait_s=settings.deadlines.mask_wait_s
+    )
     pollers = [
         ListingPoller(
             intake,
@@ -68,7 +72,6 @@ def watch_s3(
     try:
         _run("watch s3", [poller.poll for poller in pollers], interval_s, health_port)
     finally:
-        intake.close()
         ledger.close()
 
 
@@ -120,7 +123,8 @@ def _run(name: str, polls: list[Poll], interval_s: float, health_port: int | Non
         )
         for index, poll in enumerate(polls)
     ]
-    with _stop_on_signals(stopping), _health_server(health_port, health):
+    stale_after_s = MISSED_POLLS * max(interval_s, WAIT_TIME_S) + HEALTH_GRACE_S
+    with _stop_on_signals(stopping), _health_server(health_port, health, stale_after_s):
         for thread in threads:
             thread.start()
         while not stopping.wait(1.0):
@@ -144,14 +148,14 @@ def _stop_on_signals(stopping: threading.Event) -> Iterator[None]:
 
 
 @contextmanager
-def _health_server(port: int | None, health: Health) -> Iterator[None]:
+def _health_server(port: int | None, health: Health, stale_after_s: float) -> Iterator[None]:
     if port is None:
         yield
         return
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            healthy, figures = health.report(HEALTHY_WITHIN_S)
+            healthy, figures = health.report(stale_after_s)
             status = 404 if self.path != "/healthz" else 200 if healthy else 503
             body = json.dumps({"status": "ok" if status == 200 else "unhealthy", **figures})
             self.send_response(status)
