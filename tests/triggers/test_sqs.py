@@ -209,7 +209,7 @@ def test_a_message_stays_invisible_while_it_is_worked_on_past_its_timeout(
     )
     _, intake = make_watcher(moto_settings, ledger, wiring)
     watcher = SqsWatcher(
-        SlowIntake(intake, 3.0), wiring.queue_url, wiring.sqs, visibility_s=1, extend_every_s=0.3
+        SlowIntake(intake, 3.0), wiring.queue_url, wiring.sqs, visibility_s=3, extend_every_s=0.3
     )
     for test_event in receive_all(wiring):  # the configuration's TestEvent, out of the way
         wiring.sqs.delete_message(
