@@ -116,6 +116,17 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path) -> DemoRun:
     ]
     create_batch(rt, batch_id, specs, source=DEMO_SOURCE)
     say(f"Batch {batch_id}: {len(specs)} jobs submitted.")
+    wait_for_demo_batch(rt, batch_id)
+    records = list(rt.ledger.jobs.of_batch(batch_id))
+    results_uri = write_results(rt, batch_id)
+    by_id = {record.ref.job_id: record for record in records}
+    pairs = [(sample, by_id.get(sample.name)) for sample in samples]
+    sheet = write_contact_sheet(rt, pairs, out_dir / f"contact-sheet-{batch_id}.png")
+    return DemoRun(finetune_id, batch_id, records, str(results_uri), sheet)
+
+
+def wait_for_demo_batch(rt: Runtime, batch_id: str) -> None:
+    """Progress on stderr until every job of the batch has ended (`DEMO_TIMEOUT_S` at most)."""
     wait_for_batch(
         rt.ledger,
         batch_id,
@@ -123,12 +134,6 @@ def _run(rt: Runtime, *, jobs: int, out_dir: Path) -> DemoRun:
         timeout_s=DEMO_TIMEOUT_S,
         slots=rt.settings.provider_slots,
     )
-    records = list(rt.ledger.jobs.of_batch(batch_id))
-    results_uri = write_results(rt, batch_id)
-    by_id = {record.ref.job_id: record for record in records}
-    pairs = [(sample, by_id.get(sample.name)) for sample in samples]
-    sheet = write_contact_sheet(rt, pairs, out_dir / f"contact-sheet-{batch_id}.png")
-    return DemoRun(finetune_id, batch_id, records, str(results_uri), sheet)
 
 
 def demo_json(run: DemoRun) -> dict[str, object]:

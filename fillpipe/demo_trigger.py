@@ -21,10 +21,10 @@ from fillpipe.demo import (
     SAMPLE_SIZE_PX,
     DemoRun,
     train_demo_finetune,
+    wait_for_demo_batch,
     write_contact_sheet,
 )
-from fillpipe.output import progress_console, say
-from fillpipe.progress import wait_for_batch
+from fillpipe.output import say
 from fillpipe.samples import Sample, make_samples
 from pipeline.models import JobRecord
 from pipeline.reports import write_results
@@ -90,7 +90,7 @@ def run_trigger_demo(rt: Runtime, *, jobs: int, out_dir: Path, state_dir: Path) 
         stopping.set()
         watcher.join()
     sheet = write_contact_sheet(
-        rt, _pairs(samples, records, prefix), out_dir / f"contact-sheet-{batch_id}.png"
+        rt, _pairs(samples, records), out_dir / f"contact-sheet-{batch_id}.png"
     )
     return DemoRun(finetune_id, batch_id, records, str(write_results(rt, batch_id)), sheet)
 
@@ -127,13 +127,7 @@ def _await_jobs(rt: Runtime, batch_id: str, samples: list[Sample], prefix: str) 
         if time.monotonic() > deadline:
             break
         time.sleep(POLL_INTERVAL_S)
-    wait_for_batch(
-        rt.ledger,
-        batch_id,
-        progress_console(),
-        timeout_s=DEMO_TIMEOUT_S,
-        slots=rt.settings.provider_slots,
-    )
+    wait_for_demo_batch(rt, batch_id)
     return _mine(rt, batch_id, wanted)
 
 
@@ -142,7 +136,7 @@ def _mine(rt: Runtime, batch_id: str, wanted: set[str]) -> list[JobRecord]:
 
 
 def _pairs(
-    samples: list[Sample], records: list[JobRecord], prefix: str
+    samples: list[Sample], records: list[JobRecord]
 ) -> list[tuple[Sample, JobRecord | None]]:
     by_image = {record.spec.image_uri.rsplit("/", 1)[-1]: record for record in records}
     return [(sample, by_image.get(f"{sample.name}.png")) for sample in samples]
