@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import multiprocessing
 import os
@@ -195,7 +194,8 @@ def prepare_jobs(settings, count: int):  # type: ignore[no-untyped-def]
     from pipeline.states import JobState
 
     # Every job holds a slot, as in flight: the callbacks free them.
-    ledger = Ledger.from_settings(dataclasses.replace(settings, provider_slots=count))
+    ledger = Ledger.from_settings(settings)
+    ledger = Ledger(ledger.redis, slots=count, deadlines=settings.deadlines)
     batch_id = f"bench{secrets.token_hex(4)}"
     refs = [JobRef(batch_id, f"job-{index:06d}") for index in range(count)]
     ledger.batches.create(

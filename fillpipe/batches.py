@@ -24,7 +24,7 @@ from fillpipe.output import (
     say,
 )
 from fillpipe.progress import wait_for_batch
-from pipeline.errors import InputError
+from pipeline.errors import InputError, UnknownAccount
 from pipeline.ledger import AccountState, BatchSummary, Ledger
 from pipeline.models import CREDITS_PER_USD
 from pipeline.reports import RESULT_FIELDS, result_row
@@ -55,17 +55,21 @@ def show_status(
     batch_id: str, environ: Mapping[str, str], *, as_json: bool, watch: bool = False
 ) -> None:
     """Print the batch's summary (after live progress until it ends, with `watch`)."""
-    slots = Settings.from_environ(environ).provider_slots
     with _ledger(environ) as ledger:
         summary = _require_summary(ledger, batch_id)
         if watch:
-            summary = wait_for_batch(ledger, batch_id, progress_console(), slots=slots)
-        account = ledger.account.state()
+            summary = wait_for_batch(ledger, batch_id, progress_console())
+        accounts = account_states(ledger)
     if as_json:
-        emit_json(summary_json(summary, account, slots))
+        emit_json(summary_json(summary, accounts))
     else:
-        for line in summary_lines(summary, account, slots):
+        for line in summary_lines(summary, accounts):
             data(line)
+
+
+def account_states(ledger: Ledger) -> list[tuple[AccountState, int]]:
+    """Each configured account's state and slot count."""
+    return [(ledger.account(name).state(), limits.slots) for name, limits in ledger.pools.items()]
 
 
 def list_batches(environ: Mapping[str, str], *, limit: int, as_json: bool) -> None:
@@ -104,15 +108,22 @@ def retry_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     data(f"batch {batch_id}: {count} failed jobs queued again")
 
 
-def resume_account(environ: Mapping[str, str]) -> None:
-    """Lift a pause of the provider account (after a 402 or a refused key)."""
+def resume_account(environ: Mapping[str, str], name: str | None = None) -> None:
+    """Lift the pause of account `name` (after a 402 or a refused key), or of every
+    account when no name is given."""
     with _ledger(environ) as ledger:
-        reason = ledger.account.resume()
-        ledger.slots.dispatch()
-    if reason is None:
-        data("the provider account was not paused; dispatching anyway")
-    else:
-        data(f"resumed (was paused: {reason})")
+        names = [ledger.account(name).name] if name else list(ledger.pools)
+        for each in names:
+            if each not in ledger.pools:
+                raise UnknownAccount(
+                    f"no provider account named {each!r} (configured: {', '.join(ledger.pools)})"
+                )
+            reason = ledger.account(each).resume()
+            ledger.slots.dispatch(each)
+            if reason is None:
+                data(f"account {each}: was not paused; dispatching anyway")
+            else:
+                data(f"account {each}: resumed (was paused: {reason})")
 
 
 def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
@@ -123,12 +134,17 @@ def cancel_batch(batch_id: str, environ: Mapping[str, str]) -> None:
     data(f"batch {batch_id}: {cancelled} queued jobs cancelled; in-flight jobs will finish")
 
 
-def summary_json(summary: BatchSummary, account: AccountState, slots: int) -> dict[str, object]:
-    """`status --json`: the batch (see `batch_json`) and the provider account."""
-    return {**batch_json(summary), "account": account_json(account, slots)}
+def summary_json(
+    summary: BatchSummary, accounts: list[tuple[AccountState, int]]
+) -> dict[str, object]:
+    """`status --json`: the batch (see `batch_json`) and each provider account."""
+    return {
+        **batch_json(summary),
+        "accounts": {state.name: account_json(state, slots) for state, slots in accounts},
+    }
 
 
-def summary_lines(summary: BatchSummary, account: AccountState, slots: int) -> list[str]:
+def summary_lines(summary: BatchSummary, accounts: list[tuple[AccountState, int]]) -> list[str]:
     """`status`: the batch's facts as `name  value` lines, then the jobs in each state."""
     cost = cost_text(summary.cost_credits)
     if summary.budget_credits is not None:
@@ -140,7 +156,7 @@ def summary_lines(summary: BatchSummary, account: AccountState, slots: int) -> l
         ("finished", f"{summary.finished}/{summary.total}"),
         ("cost", cost),
         ("priority", str(summary.priority)),
-        ("provider", account.describe(slots)),
+        *((f"account {state.name}", state.describe(slots)) for state, slots in accounts),
     ]
     if summary.cancelled:
         facts.append(("cancelled", "yes: no job of it is submitted any more"))

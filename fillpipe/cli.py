@@ -228,15 +228,17 @@ def retry(batch: str) -> None:
 
 
 @main.command()
-def resume() -> None:
-    """Let submissions start again after the provider account was paused.
+@click.argument("account", required=False)
+def resume(account: str | None) -> None:
+    """Let submissions start again on ACCOUNT (every account if none is named) after it
+    was paused.
 
-    fillpipe pauses every batch when the provider answers 402 (no credits) or refuses
-    the API key; top up or fix the key, then run this.
+    fillpipe pauses an account when the provider answers 402 (no credits) or refuses
+    its API key; its jobs wait, other accounts go on. Top up or fix the key, then run this.
     """
     from fillpipe.batches import resume_account
 
-    exit_on_known_errors(lambda: resume_account(os.environ))
+    exit_on_known_errors(lambda: resume_account(os.environ, account))
 
 
 @main.command()

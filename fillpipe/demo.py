@@ -132,7 +132,6 @@ def wait_for_demo_batch(rt: Runtime, batch_id: str) -> None:
         batch_id,
         progress_console(),
         timeout_s=DEMO_TIMEOUT_S,
-        slots=rt.settings.provider_slots,
     )
 
 
@@ -182,13 +181,14 @@ def train_demo_finetune(rt: Runtime) -> str:
 def train_finetune(rt: Runtime) -> str:
     """A small brand-style finetune, trained on the provider and waited for."""
     archive = finetune_zip(make_finetune_images())
-    finetune_id = rt.provider.create_finetune(
+    provider = rt.providers.default
+    finetune_id = provider.create_finetune(
         archive, comment="fillpipe demo brand style", trigger_word="FPBRAND"
     )
-    polling_url = rt.provider.fallback_polling_url(finetune_id)
+    polling_url = provider.fallback_polling_url(finetune_id)
     deadline = time.monotonic() + FINETUNE_TIMEOUT_S
     while time.monotonic() < deadline:
-        status = rt.provider.get_result(polling_url).status
+        status = provider.get_result(polling_url).status
         if status is TaskStatus.READY:
             return finetune_id
         if status.is_final:

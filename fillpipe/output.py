@@ -108,6 +108,7 @@ def account_json(account: AccountState, slots: int) -> dict[str, object]:
         "slots_in_use": account.slots_in_use,
         "paused": account.paused_reason,
         "cooldown_s": round(account.cooldown_s, 3),
+        "spent_today_credits": round(account.spent_today_credits, 2),
     }
 
 

@@ -53,7 +53,6 @@ def wait_for_batch(
     console: Console,
     *,
     timeout_s: float | None = None,
-    slots: int | None = None,
 ) -> BatchSummary:
     """Show progress until every job of the batch has ended; return the final counts."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -65,7 +64,7 @@ def wait_for_batch(
                 bar,
                 total=summary.total,
                 completed=summary.finished,
-                description=describe_counts(summary, ledger, slots),
+                description=describe_counts(summary, ledger),
                 cost=f"${summary.cost_credits / CREDITS_PER_USD:.2f}",
             )
             if summary.done:
@@ -85,9 +84,16 @@ def _summary(ledger: Ledger, batch_id: str) -> BatchSummary:
     return summary
 
 
-def describe_counts(summary: BatchSummary, ledger: Ledger, slots: int | None) -> str:
-    """Jobs per state; the provider slots in use, and why nothing is submitted if so."""
+def describe_counts(summary: BatchSummary, ledger: Ledger) -> str:
+    """Jobs per state; each account's slots in use, and why nothing is submitted if so."""
     counts = " ".join(f"{state.value}={count}" for state, count in summary.counts.items())
-    if slots is None:
-        return counts
-    return f"{counts} | {escape(ledger.account.state().describe(slots))}"
+    return " | ".join([counts, *(escape(text) for text in accounts_text(ledger))])
+
+
+def accounts_text(ledger: Ledger) -> list[str]:
+    """Each account's slots in use and trouble, named when there are several."""
+    texts = []
+    for name, limits in ledger.pools.items():
+        text = ledger.account(name).state().describe(limits.slots)
+        texts.append(text if len(ledger.pools) == 1 else f"{name}: {text}")
+    return texts

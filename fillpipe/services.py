@@ -32,10 +32,10 @@ def run_worker(
     environ: Mapping[str, str], *, queues: str, concurrency: int | None, loglevel: str
 ) -> None:
     """A Celery worker consuming `queues` with `concurrency` threads (default:
-    `THREADS_PER_SLOT` per provider slot), and relaying the ledger's outbox."""
+    `THREADS_PER_SLOT` per provider slot of every account), and relaying the ledger's outbox."""
     configure_logging(loglevel)
     settings = Settings.from_environ(environ)
-    threads = concurrency or THREADS_PER_SLOT * settings.provider_slots
+    threads = concurrency or THREADS_PER_SLOT * settings.accounts.total_slots
     app = create_celery_app(settings)
     app.worker_main(
         [

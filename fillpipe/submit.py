@@ -55,8 +55,7 @@ def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions
             data(submission.batch_id)
         final = None
         if options.wait:
-            slots = settings.provider_slots
-            final = wait_for_batch(rt.ledger, submission.batch_id, progress_console(), slots=slots)
+            final = wait_for_batch(rt.ledger, submission.batch_id, progress_console())
         _report(validation, submission, final, options)
     finally:
         rt.close()

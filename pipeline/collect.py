@@ -70,7 +70,7 @@ def polling_url_of(rt: Runtime, record: JobRecord) -> str | None:
     if record.polling_url:
         return record.polling_url
     if record.provider_task_id:
-        return rt.provider.fallback_polling_url(record.provider_task_id)
+        return rt.providers[record.account].fallback_polling_url(record.provider_task_id)
     return None
 
 
@@ -86,7 +86,7 @@ def release_collect(rt: Runtime, ref: JobRef, attempt: int) -> None:
 
 
 def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
-    result = rt.provider.get_result(polling_url)
+    result = rt.providers[record.account].get_result(polling_url)
     if result.status is TaskStatus.PENDING:
         release_collect(rt, record.ref, record.attempt)  # the callback came early
         return JobState.AWAITING_RESULT
@@ -118,7 +118,7 @@ def _lost(rt: Runtime, record: JobRecord, error: ResultLost) -> JobState | None:
 
 
 def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: TaskResult) -> JobState:
-    data = _download(rt, polling_url, result)
+    data = _download(rt, record, polling_url, result)
     info = check_result(data)
     output = S3Uri.parse(record.spec.output_uri)
     outcome = rt.storage.put_new(
@@ -140,14 +140,14 @@ def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: Task
     return JobState.STORED
 
 
-def _download(rt: Runtime, polling_url: str, result: TaskResult) -> bytes:
+def _download(rt: Runtime, record: JobRecord, polling_url: str, result: TaskResult) -> bytes:
     """Fetch the sample; an expired signed URL is re-read once from the polling URL."""
     if result.sample_url is None:
         raise UnsafeResult("provider reported Ready without a result URL")
     try:
         return rt.fetcher.fetch(result.sample_url)
     except ExpiredResultUrl:
-        fresh = rt.provider.get_result(polling_url)
+        fresh = rt.providers[record.account].get_result(polling_url)
         if fresh.sample_url is None:
             raise ResultLost(
                 f"its result URL expired and the provider reports {fresh.status}"

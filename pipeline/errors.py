@@ -6,6 +6,8 @@
     │   ├── ManifestInvalid         a manifest's rows are wrong: every `Problem` listed
     │   ├── BadValue                one manifest value fails a check (becomes a `Problem`)
     │   ├── RulesInvalid            a trigger rules file is wrong: every `Problem` listed
+    │   ├── UnknownAccount          a job, rule or command names an account that is not
+    │   │                           configured
     │   ├── MalformedEvent          a storage event that is not S3's, SNS's or
     │   │                           EventBridge's shape (acknowledged, never retried)
     │   └── BodyTooLarge            a request body over the receiver's limit (413)
@@ -105,6 +107,10 @@ class RulesInvalid(ManifestInvalid):
 
     def __str__(self) -> str:
         return super().__str__().replace("the manifest has", "the rules file has", 1)
+
+
+class UnknownAccount(InputError):
+    """A job, rule or command names a provider account that is not configured."""
 
 
 class MalformedEvent(InputError):

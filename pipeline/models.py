@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pipeline.accounts import DEFAULT_ACCOUNT
 from pipeline.states import JobState
 
 # The provider bills in credits: 1 credit = $0.01.
@@ -92,6 +93,8 @@ class JobSpec:
     checked_inputs: str | None = None
     # How a triggered job came to be: its rule, the event's origin, the object's ETag.
     origin: dict[str, str] = field(default_factory=dict)
+    # The provider account it runs on (its slot pool), decided at intake.
+    account: str = DEFAULT_ACCOUNT
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
@@ -108,6 +111,7 @@ class JobSpec:
             tags=dict(data["tags"]),
             checked_inputs=data.get("checked_inputs"),
             origin=dict(data.get("origin") or {}),
+            account=data.get("account") or DEFAULT_ACCOUNT,
         )
 
 
@@ -130,3 +134,7 @@ class JobRecord:
     @property
     def ref(self) -> JobRef:
         return self.spec.ref
+
+    @property
+    def account(self) -> str:
+        return self.spec.account

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from pipeline.accounts import Accounts, ProviderAccount, ProviderFlavor
 from pipeline.errors import (
     AmbiguousSubmit,
     KeyRejected,
@@ -30,7 +31,7 @@ from pipeline.errors import (
     RateLimited,
     UnsafeResult,
 )
-from pipeline.settings import ProviderFlavor, Secret, Settings
+from pipeline.secret import Secret
 
 FILL_FINETUNED_ENDPOINT = "flux-pro-1.0-fill-finetuned"
 CONNECT_TIMEOUT_S = 5.0
@@ -104,18 +105,17 @@ class ProviderClient:
         )
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+    def for_account(
+        cls, account: ProviderAccount, *, transport: httpx.BaseTransport | None = None
     ) -> ProviderClient:
-        return cls(
-            settings.provider_url,
-            settings.provider_key,
-            flavor=settings.provider_flavor,
-            transport=transport,
-        )
+        return cls(account.base_url, account.key, flavor=account.flavor, transport=transport)
 
     def __repr__(self) -> str:
         return f"ProviderClient(base_url={self._base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
 
     def close(self) -> None:
         self._http.close()
@@ -201,6 +201,32 @@ class ProviderClient:
     def _is_provider_host(self, url: str) -> bool:
         # BFL answers from regional hosts (api.us1.bfl.ai for api.bfl.ai): same site.
         return _site(urlsplit(url).hostname) == _site(urlsplit(self._base_url).hostname)
+
+
+class Providers:
+    """One client per provider account, by account name. One per process."""
+
+    def __init__(self, accounts: Accounts, *, transport: httpx.BaseTransport | None = None) -> None:
+        self._accounts = accounts
+        self._clients = {
+            account.name: ProviderClient.for_account(account, transport=transport)
+            for account in accounts
+        }
+
+    def __getitem__(self, account: str) -> ProviderClient:
+        """The client of `account`; `UnknownAccount` when no such account is configured."""
+        return self._clients[self._accounts.get(account).name]
+
+    def __repr__(self) -> str:
+        return f"Providers({', '.join(self._clients)})"
+
+    @property
+    def default(self) -> ProviderClient:
+        return self._clients[self._accounts.default_name]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
 
 
 def encode_body(fields: Mapping[str, Any]) -> bytes:

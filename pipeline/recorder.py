@@ -27,6 +27,7 @@ from pipeline.ledger.scripts import (
     Callback,
     ScriptContext,
     accept_callbacks_args,
+    pools_of,
     script_context,
     source,
 )
@@ -78,7 +79,13 @@ class CallbackRecorder:
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, prefix: str = KEY_PREFIX
     ) -> CallbackRecorder:
         """A recorder on the settings' Redis, filling freed slots up to their slot count."""
-        context = script_context(Keys(prefix), settings.provider_slots, settings.deadlines, clock)
+        context = script_context(
+            Keys(prefix),
+            pools_of(settings.accounts),
+            settings.deadlines,
+            clock,
+            default_pool=settings.accounts.default_name,
+        )
         return cls(lambda: async_redis_client(settings.redis_url), context)
 
     def __repr__(self) -> str:

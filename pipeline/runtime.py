@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 from pipeline.delivery import ResultFetcher
 from pipeline.errors import FillpipeError
 from pipeline.ledger import Ledger
-from pipeline.provider import ProviderClient
+from pipeline.provider import Providers
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
 from pipeline.storage import Storage
@@ -29,7 +29,8 @@ class Runtime:
     settings: Settings
     ledger: Ledger
     storage: Storage
-    provider: ProviderClient
+    # One provider client per account: `providers[job.spec.account]`.
+    providers: Providers
     fetcher: ResultFetcher
     signer: CallbackSigner
     clock: Callable[[], float] = field(default=time.time)
@@ -47,7 +48,7 @@ class Runtime:
             settings=settings,
             ledger=Ledger.from_settings(settings, clock=clock),
             storage=Storage.from_settings(settings),
-            provider=ProviderClient.from_settings(settings, transport=provider_transport),
+            providers=Providers(settings.accounts, transport=provider_transport),
             fetcher=ResultFetcher(
                 settings.result_hosts,
                 max_bytes=settings.result_max_bytes,
@@ -69,9 +70,10 @@ class Runtime:
             log.warning("warm-up: %s (jobs will retry)", error)
 
     def callback_url(self, token: str) -> str:
+        """The webhook URL for a callback token (callbacks on: the public URL is set)."""
         return f"{self.settings.public_url}/v1/callbacks/bfl/{token}"
 
     def close(self) -> None:
-        self.provider.close()
+        self.providers.close()
         self.fetcher.close()
         self.ledger.close()

@@ -7,19 +7,27 @@ password are shown redacted.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from pipeline.accounts import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_SLOTS,
+    PROVIDER_FLAVORS,
+    Accounts,
+    ProviderAccount,
+    load_accounts,
+)
 from pipeline.errors import ConfigError
+from pipeline.secret import Secret
 
 PREFIX = "FILLPIPE_"
 DEFAULT_BUCKET = "fillpipe"
 DEFAULT_REGION = "us-east-1"
-DEFAULT_PROVIDER_SLOTS = 24
+DEFAULT_PROVIDER_SLOTS = DEFAULT_SLOTS
 DEFAULT_RESULT_HOSTS = ("*.bfl.ai",)
 DEFAULT_CALLBACK_TOKEN_MAX_AGE_S = 2 * 24 * 3600
 DEFAULT_RESULT_MAX_BYTES = 64 * 1024 * 1024
@@ -28,8 +36,6 @@ MIN_SIGNING_KEY_CHARS = 32
 # states it (budgets, --dry-run); the emulator charges this for finetuned fills.
 DEFAULT_PRICE_CREDITS_PER_MP = 8.0
 
-ProviderFlavor = Literal["bfl", "cometapi"]
-PROVIDER_FLAVORS: tuple[ProviderFlavor, ...] = ("bfl", "cometapi")
 # What collect does when the provider no longer has a finished task's result.
 LostResultPolicy = Literal["fail", "resubmit"]
 LOST_RESULT_POLICIES: tuple[LostResultPolicy, ...] = ("fail", "resubmit")
@@ -63,35 +69,6 @@ class Deadlines:
     mask_wait_s: float = 60.0
 
 
-class Secret:
-    """A string that does not show itself in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret value, for the one place that must send or use it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-
 def redact_url(url: str) -> str:
     """`url` with any password replaced by `***` (for reprs and log lines)."""
     parts = urlsplit(url)
@@ -108,17 +85,17 @@ class Settings:
     """Everything the pipeline reads from the environment. Build with `from_environ`."""
 
     redis_url: str
-    provider_url: str
-    provider_key: Secret
-    public_url: str
+    accounts: Accounts
     signing_keys: tuple[Secret, ...]
+    # The receiver's external base URL, which webhook URLs name; None: no callbacks.
+    public_url: str | None = None
+    # Whether the provider is asked to call back (else fillpipe polls every active task).
+    callbacks: bool = True
     s3_endpoint_url: str | None = None
     s3_region: str = DEFAULT_REGION
     aws_access_key_id: str | None = None
     aws_secret_access_key: Secret | None = None
     bucket: str = DEFAULT_BUCKET
-    provider_flavor: ProviderFlavor = "bfl"
-    provider_slots: int = DEFAULT_PROVIDER_SLOTS
     result_hosts: tuple[str, ...] = DEFAULT_RESULT_HOSTS
     callback_token_max_age_s: int = DEFAULT_CALLBACK_TOKEN_MAX_AGE_S
     result_max_bytes: int = DEFAULT_RESULT_MAX_BYTES
@@ -137,19 +114,18 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every setting; raise `ConfigError` listing every problem."""
         env = _Env(os.environ if environ is None else environ)
+        public_url = env.optional("PUBLIC_URL")
         settings = cls(
             redis_url=env.required("REDIS_URL", hint="run `fillpipe up` and source stack.env"),
-            provider_url=env.required("PROVIDER_URL").rstrip("/"),
-            provider_key=Secret(env.required("PROVIDER_KEY")),
-            public_url=env.required("PUBLIC_URL").rstrip("/"),
+            accounts=env.accounts(),
             signing_keys=env.signing_keys(),
+            public_url=public_url.rstrip("/") if public_url else None,
+            callbacks=env.callbacks(public_url),
             s3_endpoint_url=env.optional("S3_ENDPOINT_URL"),
             s3_region=env.optional("S3_REGION") or DEFAULT_REGION,
             aws_access_key_id=env.raw("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=_maybe_secret(env.raw("AWS_SECRET_ACCESS_KEY")),
             bucket=env.optional("BUCKET") or DEFAULT_BUCKET,
-            provider_flavor=env.choice("PROVIDER_FLAVOR", PROVIDER_FLAVORS),
-            provider_slots=env.integer("PROVIDER_SLOTS", DEFAULT_PROVIDER_SLOTS, minimum=1),
             result_hosts=env.csv("RESULT_HOSTS") or DEFAULT_RESULT_HOSTS,
             callback_token_max_age_s=env.integer(
                 "CALLBACK_TOKEN_MAX_AGE_S", DEFAULT_CALLBACK_TOKEN_MAX_AGE_S, minimum=60
@@ -271,6 +247,38 @@ class _Env:
                 return option
         self._problems.append(f"{PREFIX}{name} must be one of {', '.join(allowed)}, got {value!r}")
         return allowed[0]
+
+    def accounts(self) -> Accounts:
+        """The accounts of `FILLPIPE_ACCOUNTS_FILE`, else the one account of the
+        single-account settings (`PROVIDER_URL`, `PROVIDER_KEY`, `PROVIDER_FLAVOR`,
+        `PROVIDER_SLOTS`), named `default`."""
+        path = self.optional("ACCOUNTS_FILE")
+        default_url = self.optional("PROVIDER_URL")
+        if path is not None:
+            try:
+                return load_accounts(path, self._environ, default_url=default_url)
+            except ConfigError as error:
+                self._problems.append(str(error))
+                return Accounts.single(ProviderAccount(DEFAULT_ACCOUNT, "", Secret("")))
+        account = ProviderAccount(
+            name=DEFAULT_ACCOUNT,
+            base_url=self.required("PROVIDER_URL").rstrip("/"),
+            key=Secret(self.required("PROVIDER_KEY")),
+            flavor=self.choice("PROVIDER_FLAVOR", PROVIDER_FLAVORS),
+            slots=self.integer("PROVIDER_SLOTS", DEFAULT_PROVIDER_SLOTS, minimum=1),
+        )
+        return Accounts.single(account)
+
+    def callbacks(self, public_url: str | None) -> bool:
+        """`FILLPIPE_CALLBACKS`: `on` needs a public URL; `off` polls; unset: on exactly
+        when `FILLPIPE_PUBLIC_URL` is set."""
+        mode = self.choice("CALLBACKS", ("auto", "on", "off"))
+        if mode == "on" and public_url is None:
+            self._problems.append(
+                f"{PREFIX}CALLBACKS=on needs {PREFIX}PUBLIC_URL (the receiver's external "
+                f"URL), or set {PREFIX}CALLBACKS=off to poll the provider instead"
+            )
+        return mode == "on" or (mode == "auto" and public_url is not None)
 
     def signing_keys(self) -> tuple[Secret, ...]:
         """Comma-separated, newest first: the first key signs, every key verifies."""

@@ -143,21 +143,23 @@ def take_slot(rt: Runtime, record: JobRecord, stopping: Callable[[], bool]) -> J
     while not rt.ledger.slots.wait(ref, attempt, timeout_s=SLOT_POLL_S):
         if _state_at(rt, ref, attempt) is not JobState.DISPATCHED:
             return None
-        if rt.ledger.slots.holds(ref, attempt):  # handed a slot; its wake-up was lost
+        if rt.ledger.slots.holds(ref, attempt, record.account):  # its wake-up was lost
             break
-        reason = _why_give_up(rt, stopping, give_up_at)
+        reason = _why_give_up(rt, record.account, stopping, give_up_at)
         if reason and back_in_line(rt, ref, attempt, JobState.DISPATCHED, reason):
             return JobState.QUEUED
     return JobState.DISPATCHED
 
 
-def _why_give_up(rt: Runtime, stopping: Callable[[], bool], give_up_at: float) -> str | None:
+def _why_give_up(
+    rt: Runtime, account: str, stopping: Callable[[], bool], give_up_at: float
+) -> str | None:
     """Why a job waiting for a slot should go back to its line now, if it should."""
     if stopping():
         return "its worker is stopping; back in line"
-    paused = rt.ledger.account.paused_reason()
+    paused = rt.ledger.account(account).paused_reason()
     if paused:
-        return f"the provider account is paused ({paused}); back in line"
+        return f"provider account {account} is paused ({paused}); back in line"
     if rt.clock() >= give_up_at:
         return f"no provider slot came free within {MAX_WAIT_S:g} s; back in line"
     return None
@@ -188,7 +190,7 @@ def post_and_record(
         rt.ledger.batches.release_budget(ref.batch_id, reserved)
         return None
     try:
-        submission = rt.provider.submit(body)
+        submission = rt.providers[record.account].submit(body)
     except AmbiguousSubmit as error:
         return _record_ambiguous(rt, record, error)
     except (RetryableError, PermanentError) as error:
@@ -202,13 +204,14 @@ def post_and_record(
 def _refused(rt: Runtime, record: JobRecord, error: Exception) -> JobState | None:
     """The provider took no task: wait and try again later, pause, or fail the job."""
     ref, attempt = record.ref, record.attempt
+    account = rt.ledger.account(record.account)
     if isinstance(error, AccountProblem):
-        rt.ledger.account.pause(str(error))
-        log.error("provider account paused: %s", error)
+        account.pause(str(error))
+        log.error("provider account %s paused: %s", account.name, error)
     elif isinstance(error, RateLimited) and error.retry_after_s:
-        rt.ledger.account.cool_down(error.retry_after_s)
+        account.cool_down(error.retry_after_s)
     elif isinstance(error, RetryableError):
-        rt.ledger.account.cool_down(backoff_s(rt.ledger.account.provider_trouble()))
+        account.cool_down(backoff_s(account.provider_trouble()))
     else:
         failed = [JobState.SUBMITTING]
         return end_job(rt, ref, attempt, JobState.FAILED, str(error), from_states=failed)
@@ -219,7 +222,7 @@ def record_task(
     rt: Runtime, record: JobRecord, submission: Submission, estimate: float
 ) -> JobState:
     """The provider took the job: its task, polling URL and cost, awaiting the result."""
-    rt.ledger.account.provider_fine()
+    rt.ledger.account(record.account).provider_fine()
     cost = submission.cost_credits if submission.cost_credits is not None else estimate
     rt.ledger.jobs.transition(
         record.ref,
@@ -261,7 +264,7 @@ def _input_trouble(rt: Runtime, record: JobRecord, error: RetryableError) -> Job
     if troubles >= MAX_INPUT_TROUBLES:
         message = f"could not read its inputs after {troubles} tries: {error}"
         return end_job(rt, ref, attempt, JobState.FAILED, message, from_states=_BEFORE_POST)
-    rt.ledger.account.cool_down(backoff_s(troubles))
+    rt.ledger.account(record.account).cool_down(backoff_s(troubles))
     moved = rt.ledger.jobs.transition(
         ref,
         from_states=_BEFORE_POST,

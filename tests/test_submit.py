@@ -264,7 +264,7 @@ def test_a_paused_account_holds_the_batch_until_resumed(
     folder, samples = photos
     manifest = write_jsonl(tmp_path / "paused.jsonl", photo_rows(folder, samples, finetune_id))
     env = {**clean_environ, **stack.env}
-    stack_rt.ledger.account.pause("provider account has no credits left (402)")  # as a 402 does
+    stack_rt.ledger.account().pause("provider account has no credits left (402)")  # as a 402 does
     try:
         submitted = run_fillpipe("submit", str(manifest), env=env)
         assert submitted.returncode == 0, submitted.stderr

@@ -45,7 +45,8 @@ def submit(batch_id: str, job_id: str, attempt: int) -> None:
     rt = runtime()
     ref = JobRef(batch_id, job_id)
     _after(rt, ref, submit_job(rt, ref, attempt, stopping=stopping.is_set))
-    _wake_after_cooldown(rt)
+    for account in rt.ledger.pools:
+        _wake_after_cooldown(rt, account)
 
 
 @shared_task(name=TASK_COLLECT, bind=True, max_retries=MAX_RETRIES)
@@ -70,8 +71,8 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
 
 
 @shared_task(name=TASK_DISPATCH)
-def dispatch() -> None:
-    runtime().ledger.slots.dispatch()
+def dispatch(account: str | None = None) -> None:
+    runtime().ledger.slots.dispatch(account)
 
 
 @shared_task(name=TASK_RECONCILE)
@@ -96,9 +97,10 @@ def _after(rt: Runtime, ref: JobRef, state: JobState | None) -> None:
         reports.job_ended(rt, ref.batch_id)
 
 
-def _wake_after_cooldown(rt: Runtime) -> None:
-    """While the account cools down (a 429, the provider unreachable) nothing is
-    dispatched; one dispatch task is scheduled for when the cool-down ends."""
-    wait_s = rt.ledger.account.cooldown_left_s()
-    if wait_s > 0 and rt.ledger.account.claim_wakeup(wait_s):
-        dispatch.apply_async(countdown=wait_s)
+def _wake_after_cooldown(rt: Runtime, account_name: str) -> None:
+    """While an account cools down (a 429, the provider unreachable) nothing is
+    dispatched to it; one dispatch task is scheduled for when the cool-down ends."""
+    account = rt.ledger.account(account_name)
+    wait_s = account.cooldown_left_s()
+    if wait_s > 0 and account.claim_wakeup(wait_s):
+        dispatch.apply_async(args=(account_name,), countdown=wait_s)

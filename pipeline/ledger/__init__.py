@@ -4,8 +4,8 @@
     scripts    the Lua scripts (`lua/`), each behind a typed wrapper
     jobs       job records and their transitions (checked against `pipeline.states`)
     batches    batches: recording, counters, cancel, retry, budgets
-    slots      the account's slot leases and the dispatcher that fills them
-    account    pause and cool-down of the provider account
+    slots      each account's slot leases and the dispatcher that fills them
+    account()  pause, cool-down and spend of one provider account
     outbox     work for the workers, queued atomically with the state changes
     triggers   jobs made by trigger rules: once per event, waiting for masks
 
@@ -15,17 +15,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import redis
 
+from pipeline.accounts import DEFAULT_ACCOUNT, DEFAULT_SLOTS
 from pipeline.ledger.account import Account, AccountState
 from pipeline.ledger.batches import DEFAULT_PRIORITY, BatchStore, BatchSummary
 from pipeline.ledger.connection import redis_client
 from pipeline.ledger.jobs import JobStore
 from pipeline.ledger.keys import KEY_PREFIX, Keys
 from pipeline.ledger.outbox import Outbox, OutboxEntry
-from pipeline.ledger.scripts import Callback, Scripts, Transition, script_context
+from pipeline.ledger.scripts import (
+    Callback,
+    PoolLimits,
+    Scripts,
+    Transition,
+    pools_of,
+    script_context,
+)
 from pipeline.ledger.slots import Slots
 from pipeline.ledger.triggers import TriggerStore
 from pipeline.settings import Deadlines, Settings
@@ -37,6 +45,7 @@ __all__ = [
     "Callback",
     "Ledger",
     "OutboxEntry",
+    "PoolLimits",
     "Transition",
     "redis_client",
 ]
@@ -52,30 +61,48 @@ class Ledger:
         self,
         client: redis.Redis,
         *,
-        slots: int,
+        slots: int = DEFAULT_SLOTS,
+        pools: Mapping[str, PoolLimits] | None = None,
+        default_account: str | None = None,
         deadlines: Deadlines = DEFAULT_DEADLINES,
         clock: Callable[[], float] = time.time,
         prefix: str = KEY_PREFIX,
     ) -> None:
+        """A ledger over `client` whose account pools are `pools` (by account name; the
+        first is the default unless `default_account` says otherwise), or, without
+        `pools`, one account named `default` of `slots` slots."""
         self.redis = client
         self.keys = Keys(prefix)
-        self.scripts = Scripts(client, script_context(self.keys, slots, deadlines, clock))
+        pools = pools if pools is not None else {DEFAULT_ACCOUNT: PoolLimits(slots)}
+        context = script_context(self.keys, pools, deadlines, clock, default_pool=default_account)
+        self.scripts = Scripts(client, context)
         self.jobs = JobStore(client, self.keys, self.scripts)
         self.batches = BatchStore(client, self.keys, self.scripts, self.jobs, clock)
         self.slots = Slots(client, self.keys, self.scripts)
-        self.account = Account(client, self.keys)
         self.outbox = Outbox(client, self.keys)
         self.triggers = TriggerStore(client, self.keys, self.scripts)
+        self._clock = clock
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Ledger:
-        """The ledger at `settings.redis_url`, dispatching to `settings.provider_slots`."""
+        """The ledger at `settings.redis_url`, with a slot pool per configured account."""
         return cls(
             redis_client(settings.redis_url),
-            slots=settings.provider_slots,
+            pools=pools_of(settings.accounts),
+            default_account=settings.accounts.default_name,
             deadlines=settings.deadlines,
             clock=clock,
         )
+
+    @property
+    def pools(self) -> Mapping[str, PoolLimits]:
+        """Each configured account's pool limits, by name."""
+        return self.scripts.context.pools
+
+    def account(self, name: str | None = None) -> Account:
+        """Pause, cool-down and spend of account `name` (None: the default account)."""
+        name = name or self.scripts.context.default_pool
+        return Account(self.redis, name, self.keys.pool(name), self._clock)
 
     def __repr__(self) -> str:
         return f"Ledger(prefix={self.keys.prefix!r})"

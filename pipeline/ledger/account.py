@@ -1,12 +1,15 @@
-"""The provider account as the dispatcher sees it: paused, cooling down, in trouble."""
+"""A provider account as the dispatcher sees it: paused, cooling down, in trouble,
+and what it spent today."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 
-from pipeline.ledger.keys import Keys
+from pipeline.ledger.keys import PoolKeys
+from pipeline.ledger.scripts import utc_day
 
 # A streak of failures to reach the provider is forgotten after this long without one.
 TROUBLE_STREAK_TTL_S = 600
@@ -19,30 +22,43 @@ class AccountState:
     slots_in_use: int
     paused_reason: str | None
     cooldown_s: float
+    name: str = ""
+    spent_today_credits: float = 0.0
 
     def describe(self, capacity: int) -> str:
         text = f"slots {self.slots_in_use}/{capacity}"
         if self.paused_reason:
-            text += f"; PAUSED: {self.paused_reason} (then run `fillpipe resume`)"
+            text += f"; PAUSED: {self.paused_reason} (then run `fillpipe resume {self.name}`)"
         elif self.cooldown_s:
             text += f"; provider asked to wait {self.cooldown_s:.1f} s"
         return text
 
 
 class Account:
-    """Pause and cool-down of the provider account, shared by every process."""
+    """Pause and cool-down of one provider account, shared by every process."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: redis.Redis, name: str, keys: PoolKeys, clock: Callable[[], float]
+    ) -> None:
         self._redis = client
+        self.name = name
         self._keys = keys
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"Account({self.name!r})"
 
     def state(self) -> AccountState:
+        """Slots in use, pause, cool-down, and the spend recorded today (UTC)."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hlen(self._keys.leases)
         pipe.get(self._keys.paused)
         pipe.pttl(self._keys.cooldown)
-        in_use, reason, cooldown_ms = pipe.execute()
-        return AccountState(int(in_use), reason, max(0.0, cooldown_ms / 1000))
+        pipe.hget(self._keys.spend, utc_day(self._clock()))
+        in_use, reason, cooldown_ms, spent = pipe.execute()
+        return AccountState(
+            int(in_use), reason, max(0.0, cooldown_ms / 1000), self.name, float(spent or 0)
+        )
 
     def pause(self, reason: str) -> None:
         """Dispatch nothing until `resume` (e.g. out of credits)."""

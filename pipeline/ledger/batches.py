@@ -69,8 +69,8 @@ class BatchStore:
     ) -> int:
         """Record a batch and its jobs as `queued`, in pipelined chunks; return the count.
 
-        Once every job is recorded the batch joins the dispatcher's line, and free slots
-        are leased to its first jobs at once.
+        Once every job is recorded the batch joins the line of each account its jobs
+        run on, and free slots are leased to its first jobs at once.
         """
         now = self._clock()
         key = self._keys.batch(batch_id)
@@ -78,18 +78,21 @@ class BatchStore:
         pipe.hset(key, mapping=_new_batch_fields(now, priority, source, budget_credits))
         pipe.zadd(self._keys.batches, {batch_id: now})
         total = 0
+        accounts: set[str] = set()
         for spec in specs:
             if spec.ref.batch_id != batch_id:
                 raise ValueError(f"job {spec.ref} does not belong to batch {batch_id}")
             pipe.hset(self._keys.job(spec.ref), mapping=new_job_fields(spec, now))
             pipe.rpush(self._keys.batch_jobs(batch_id), spec.ref.job_id)
+            pipe.rpush(self._keys.batch_line(batch_id, spec.account), spec.ref.job_id)
+            accounts.add(spec.account)
             total += 1
             if total % WRITE_CHUNK == 0:
                 pipe.execute()
         pipe.hincrby(key, "total", total)
         pipe.hincrby(key, f"n:{JobState.QUEUED}", total)
         pipe.execute()
-        self._scripts.join(batch_id)
+        self._scripts.join(batch_id, accounts)
         return total
 
     def summary(self, batch_id: str) -> BatchSummary | None:
@@ -114,7 +117,8 @@ class BatchStore:
         cancelled. Jobs already with the provider still finish; a rolling batch records
         later jobs as cancelled."""
         self._redis.hset(self._keys.batch(batch_id), "cancelled", 1)
-        self._redis.zrem(self._keys.ready, batch_id)
+        for account in self._scripts.context.pools:
+            self._redis.zrem(self._keys.pool(account).ready, batch_id)
         return self._move_all(batch_id, JobState.QUEUED, JobState.CANCELLED, {}) + self._move_all(
             batch_id, JobState.AWAITING_MASK, JobState.CANCELLED, {}
         )

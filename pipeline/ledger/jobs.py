@@ -106,8 +106,14 @@ class JobStore:
 
 
 def new_job_fields(spec: JobSpec, now: float) -> dict[str | bytes, str | int | float | bytes]:
-    """A job's hash as `create_batch` records it: queued, no attempt yet."""
-    return {"spec": spec.to_json(), "state": JobState.QUEUED.value, "attempt": 0, "updated_at": now}
+    """A job's hash as `create_batch` records it: queued on its account, no attempt yet."""
+    return {
+        "spec": spec.to_json(),
+        "state": JobState.QUEUED.value,
+        "attempt": 0,
+        "account": spec.account,
+        "updated_at": now,
+    }
 
 
 def record_from(fields: Mapping[str, str]) -> JobRecord | None:

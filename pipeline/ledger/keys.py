@@ -1,29 +1,34 @@
 """The ledger's keys in Redis. Every key starts with the ledger's prefix (`fp:`):
 
-    job:<batch>:<job>        hash: spec (JSON), state, attempt, updated_at, provider_task_id,
-                             polling_url, cost_credits, error, seed, input_troubles
+    job:<batch>:<job>        hash: spec (JSON), state, attempt, account, updated_at,
+                             provider_task_id, polling_url, cost_credits, error, seed,
+                             input_troubles
     batch:<batch>            hash: created_at, source, total, priority, n:<state> counters,
-                             cost_credits, budget_credits, reserved_credits, cursor,
-                             cancelled
-    batch:<batch>:jobs       list: the batch's job ids in manifest order (the dispatcher
-                             walks it with the batch's cursor)
-    batch:<batch>:requeued   list: job ids put back in line (dispatched before the rest)
+                             cost_credits, budget_credits, reserved_credits,
+                             cursor:<account>, cancelled
+    batch:<batch>:jobs       list: the batch's job ids in manifest order
+    batch:<batch>:line:<account>       list: the batch's job ids on that account, in
+                             manifest order (the account's dispatcher walks it with the
+                             batch's cursor for the account)
+    batch:<batch>:requeued:<account>   list: job ids put back in line (dispatched first)
     batches                  sorted set: batch ids by creation time
-    ready                    sorted set: batches with jobs to dispatch, by pass (fairness)
-    leases                   hash: job key -> attempt, one per provider slot in use
-    picked                   set: keys of the dispatched jobs (handed to a submit task,
+    pool:<account>:…         one provider account's slot pool (`PoolKeys`):
+        ready                sorted set: batches with jobs to dispatch, by pass (fairness)
+        leases               hash: job key -> attempt, one per provider slot in use
+        picked               set: keys of the dispatched jobs (handed to a submit task,
                              no slot yet)
-    waiting                  list: "<attempt>|<job key>" of dispatched jobs whose request
+        waiting              list: "<attempt>|<job key>" of dispatched jobs whose request
                              is ready, waiting for a slot, oldest first
+        paused               string: why the account is paused (402, refused key)
+        cooldown             string with a TTL: the provider asked to wait (429)
+        wakeup               string with a TTL: a dispatch is scheduled for the cooldown's end
+        trouble              counter with a TTL: failures in a row to reach the provider
+        spend                hash: UTC day (YYYYMMDD) -> credits recorded as spent
     go:<batch>:<job>:<attempt>   list: a waiting job's submit task blocks on it until a
                              slot is handed to it
     awaiting                 sorted set: job keys in flight, scored by when they are late
                              (the reconcile sweep reads it)
     callback:<batch>:<job>:<attempt>   set by the first final callback of an attempt
-    paused                   string: why the account is paused (402, refused key)
-    cooldown                 string with a TTL: the provider asked to wait (429)
-    wakeup                   string with a TTL: a dispatch is scheduled for the cooldown's end
-    trouble                  counter with a TTL: failures in a row to reach the provider
     results-stale            set: batches whose results.jsonl is behind the ledger
     outbox                   stream: work for the workers (see `pipeline.ledger.outbox`)
     seen:…, mask-wait:…, listing:…   triggered jobs' event marks, masks' waiting jobs
@@ -36,9 +41,30 @@ schema (`lua/common.lua`), so the ledger assumes one Redis, not a cluster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pipeline.models import JobRef
 
 KEY_PREFIX = "fp:"
+
+
+@dataclass(frozen=True)
+class PoolKeys:
+    """The keys of one account's slot pool."""
+
+    ready: str
+    leases: str
+    picked: str
+    waiting: str
+    paused: str
+    cooldown: str
+    wakeup: str
+    trouble: str
+    spend: str
+
+    @classmethod
+    def under(cls, base: str) -> PoolKeys:
+        return cls(**{name: f"{base}{name}" for name in cls.__dataclass_fields__})
 
 
 class Keys:
@@ -47,15 +73,7 @@ class Keys:
     def __init__(self, prefix: str = KEY_PREFIX) -> None:
         self.prefix = prefix
         self.batches = f"{prefix}batches"
-        self.ready = f"{prefix}ready"
-        self.leases = f"{prefix}leases"
-        self.picked = f"{prefix}picked"
-        self.waiting = f"{prefix}waiting"
         self.awaiting = f"{prefix}awaiting"
-        self.paused = f"{prefix}paused"
-        self.cooldown = f"{prefix}cooldown"
-        self.wakeup = f"{prefix}wakeup"
-        self.trouble = f"{prefix}trouble"
         self.results_stale = f"{prefix}results-stale"
         self.outbox = f"{prefix}outbox"
 
@@ -78,3 +96,12 @@ class Keys:
 
     def batch_jobs(self, batch_id: str) -> str:
         return f"{self.prefix}batch:{batch_id}:jobs"
+
+    def batch_line(self, batch_id: str, account: str) -> str:
+        return f"{self.prefix}batch:{batch_id}:line:{account}"
+
+    def batch_requeued(self, batch_id: str, account: str) -> str:
+        return f"{self.prefix}batch:{batch_id}:requeued:{account}"
+
+    def pool(self, account: str) -> PoolKeys:
+        return PoolKeys.under(f"{self.prefix}pool:{account}:")

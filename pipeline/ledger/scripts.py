@@ -2,8 +2,8 @@
 
 Each script is `lua/common.lua` (named arguments, key schema, outbox, dispatcher)
 followed by its own file, and takes one argument: a JSON object of named arguments.
-`ScriptContext` adds what every script gets (`prefix`, `now`, `slots`,
-`dispatch_late_s`); the wrappers add each script's own, so no caller deals in
+`ScriptContext` adds what every script gets (`prefix`, `now`, `day`, `pools`,
+`default_pool`, `dispatch_late_s`); the wrappers add each script's own, so no caller deals in
 positions. Every state change is one script run: atomic, and checked against the job's
 current state (and attempt) first, so racing callbacks, polls and redelivered tasks
 change a job at most once.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import redis
 
+from pipeline.accounts import Accounts
 from pipeline.ledger.keys import Keys
 from pipeline.models import JobRef, JobSpec
 from pipeline.settings import Deadlines
@@ -39,30 +41,66 @@ def source(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class PoolLimits:
+    """One account's slot pool as the dispatcher keeps it: how many slots, and the
+    credits its recorded spend may reach in a UTC day (None: no cap)."""
+
+    slots: int
+    daily_budget_credits: float | None = None
+
+
+def pools_of(accounts: Accounts) -> dict[str, PoolLimits]:
+    """Each configured account's pool limits, by account name."""
+    return {
+        account.name: PoolLimits(account.slots, account.daily_budget_credits)
+        for account in accounts
+    }
+
+
+@dataclass(frozen=True)
 class ScriptContext:
     """What every script is told besides its own arguments."""
 
     keys: Keys
-    slots: int
+    pools: Mapping[str, PoolLimits]
+    default_pool: str
     dispatch_late_s: float
     clock: Callable[[], float]
 
     def args(self, **named: Any) -> list[str]:
         """The scripts' one argument: the named arguments as a JSON object."""
+        now = self.clock()
         common = {
             "prefix": self.keys.prefix,
-            "now": self.clock(),
-            "slots": self.slots,
+            "now": now,
+            "day": utc_day(now),
+            "pools": {
+                name: {"slots": limits.slots, "budget": limits.daily_budget_credits}
+                for name, limits in self.pools.items()
+            },
+            "default_pool": self.default_pool,
             "dispatch_late_s": self.dispatch_late_s,
         }
         return [json.dumps({**common, **named}, ensure_ascii=False)]
 
 
 def script_context(
-    keys: Keys, slots: int, deadlines: Deadlines, clock: Callable[[], float]
+    keys: Keys,
+    pools: Mapping[str, PoolLimits],
+    deadlines: Deadlines,
+    clock: Callable[[], float],
+    *,
+    default_pool: str | None = None,
 ) -> ScriptContext:
-    """The context of the ledger's scripts for an account of `slots` slots."""
-    return ScriptContext(keys, slots, deadlines.dispatch_late_s, clock)
+    """The context of the ledger's scripts for these account pools (the first is the
+    default unless `default_pool` says otherwise)."""
+    default = default_pool if default_pool is not None else next(iter(pools))
+    return ScriptContext(keys, dict(pools), default, deadlines.dispatch_late_s, clock)
+
+
+def utc_day(epoch_s: float) -> str:
+    """The UTC date of an instant as YYYYMMDD: the key of an account's spend that day."""
+    return time.strftime("%Y%m%d", time.gmtime(epoch_s))
 
 
 @dataclass(frozen=True)
@@ -162,11 +200,11 @@ class Scripts:
             released_slot=bool(released),
         )
 
-    def dispatch(self) -> int:
-        return int(self._call("dispatch"))
+    def dispatch(self, account: str | None = None) -> int:
+        return int(self._call("dispatch", account=account))
 
-    def join(self, batch_id: str) -> int:
-        return int(self._call("join", batch=batch_id))
+    def join(self, batch_id: str, accounts: Iterable[str]) -> int:
+        return int(self._call("join", batch=batch_id, accounts=sorted(set(accounts))))
 
     def take_slot(self, ref: JobRef, attempt: int, *, wait_late_s: float) -> str:
         return str(
@@ -212,6 +250,7 @@ class Scripts:
                 batch=spec.ref.batch_id,
                 job=spec.ref.job_id,
                 spec=spec.to_json(),
+                account=spec.account,
                 source=source,
                 seen=seen,
                 event_id=event_id,

@@ -1,8 +1,10 @@
-"""The provider account's slots, and the dispatcher that keeps them busy.
+"""The provider accounts' slots, and the dispatcher that keeps them busy.
 
-A slot is a lease in one Redis hash (job key -> attempt), shared by every worker on
-every machine. A job takes one only once its request is ready, so that a slot coming
-free costs no more than the POST:
+Each account is a pool of its own slots, and a job takes slots only from its account's
+pool; fairness between batches holds inside each pool. A slot is a lease in the pool's
+Redis hash (job key -> attempt), shared by every worker on every machine. A job takes
+one only once its request is ready, so that a slot coming free costs no more than the
+POST:
 
 1. the dispatcher hands queued jobs, in fair order, to submit tasks (`dispatched`, a
    `submit` entry in the outbox): one for each free slot, and once every slot is in
@@ -38,18 +40,18 @@ MAX_WAIT_S = 600.0
 
 
 class Slots:
-    """The account's slot leases."""
+    """The accounts' slot leases."""
 
     def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
 
-    def dispatch(self) -> int:
-        """Hand free slots to waiting jobs and dispatch queued jobs to submit tasks
-        (nothing while the account is paused or cooling down); return how many jobs
-        were dispatched."""
-        return self._scripts.dispatch()
+    def dispatch(self, account: str | None = None) -> int:
+        """Hand free slots to waiting jobs and dispatch queued jobs to submit tasks, in
+        `account`'s pool or every pool (nothing in a pool paused, cooling down or at its
+        daily budget); return how many jobs were dispatched."""
+        return self._scripts.dispatch(account)
 
     def take(self, ref: JobRef, attempt: int) -> str:
         """For a dispatched job whose request is ready: 'go' (it holds a slot now), 'wait'
@@ -64,18 +66,21 @@ class Slots:
         go = self._keys.go(ref, attempt)
         return self._redis.blpop([go], timeout=timeout_s) is not None
 
-    def holds(self, ref: JobRef, attempt: int) -> bool:
-        """Whether `attempt` of the job holds a slot."""
-        return self._redis.hget(self._keys.leases, self._keys.job(ref)) == str(attempt)
+    def holds(self, ref: JobRef, attempt: int, account: str) -> bool:
+        """Whether `attempt` of the job holds a slot of `account`'s pool."""
+        leases = self._keys.pool(account).leases
+        return self._redis.hget(leases, self._keys.job(ref)) == str(attempt)
 
     def release(self, ref: JobRef, attempt: int) -> bool:
         """Give back the slot `attempt` of the job holds and fill it; True only the one
         time it does."""
         return self._scripts.release_slot(ref, attempt)
 
-    def leases(self) -> dict[JobRef, int]:
-        """Every slot in use: the job holding it and that job's attempt."""
+    def leases(self, account: str | None = None) -> dict[JobRef, int]:
+        """Every slot in use in `account`'s pool (None: the default account's): the job
+        holding it and that job's attempt."""
+        pool = self._keys.pool(account or self._scripts.context.default_pool)
         return {
             self._keys.ref(key): int(attempt)
-            for key, attempt in self._redis.hgetall(self._keys.leases).items()
+            for key, attempt in self._redis.hgetall(pool.leases).items()
         }

@@ -196,7 +196,7 @@ def test_full_stack_starts_writes_stack_env_and_stops_without_leftovers(
         env = read_env_file(tmp_path / "state")
         assert env == stack.env
         settings = Settings.from_environ(env)
-        assert settings.provider_flavor == "bfl"
+        assert settings.accounts.default.flavor == "bfl"
         assert env["FILLPIPE_RESULT_HOSTS"].endswith(
             env["FILLPIPE_PROVIDER_URL"].removeprefix("http://")
         )

@@ -43,7 +43,7 @@ def make_batch(rt, new_job):
 
 
 def slots(rt) -> int:
-    return rt.settings.provider_slots
+    return rt.settings.accounts.default.slots
 
 
 def ready(rt, dispatched: list[tuple[JobRef, int]]) -> list[str]:
@@ -132,7 +132,7 @@ def test_a_slot_is_given_back_exactly_once(rt, make_batch):
 
 
 def test_moves_the_table_forbids_are_refused_before_they_reach_redis(rt, make_batch):
-    rt.ledger.account.pause("hold the batch in line")
+    rt.ledger.account().pause("hold the batch in line")
     (ref,) = make_batch("one", 1)
     with pytest.raises(IllegalMove, match="from queued to stored"):
         rt.ledger.jobs.transition(ref, from_states=[JobState.QUEUED], to_state=JobState.STORED)
@@ -167,12 +167,12 @@ def test_priority_sets_each_batch_share_of_the_jobs_dispatched(rt, make_batch):
 
 
 def test_cancelled_batches_and_a_paused_account_dispatch_nothing(rt, make_batch):
-    rt.ledger.account.pause("provider account has no credits left")
+    rt.ledger.account().pause("provider account has no credits left")
     make_batch("paused", 3)
     assert take_submits(rt) == []
-    assert rt.ledger.account.state().paused_reason == "provider account has no credits left"
+    assert rt.ledger.account().state().paused_reason == "provider account has no credits left"
     assert rt.ledger.batches.cancel("paused") == 3
-    assert rt.ledger.account.resume() == "provider account has no credits left"
+    assert rt.ledger.account().resume() == "provider account has no credits left"
     assert rt.ledger.slots.dispatch() == 0  # the only batch is cancelled
     refs = make_batch("later", 3)
     assert [ref for ref, _ in take_submits(rt)] == refs
@@ -181,9 +181,9 @@ def test_cancelled_batches_and_a_paused_account_dispatch_nothing(rt, make_batch)
 def test_a_paused_account_hands_out_no_slot(rt, make_batch):
     make_batch("wide", 2 * slots(rt))
     dispatched = take_submits(rt)
-    rt.ledger.account.pause("provider account has no credits left")
+    rt.ledger.account().pause("provider account has no credits left")
     assert ready(rt, dispatched[:1]) == ["wait"]
-    rt.ledger.account.resume()
+    rt.ledger.account().resume()
     rt.ledger.slots.dispatch()
     assert list(rt.ledger.slots.leases()) == [dispatched[0][0]]
 
@@ -194,9 +194,9 @@ def test_429_puts_the_job_back_first_in_line_and_honours_retry_after(rt, make_ba
     ref, attempt = take_submits(rt)[0]
     assert submit_job(rt, ref, attempt) is JobState.QUEUED
     assert ref not in rt.ledger.slots.leases()
-    assert 6 < rt.ledger.account.cooldown_left_s() <= 7
+    assert 6 < rt.ledger.account().cooldown_left_s() <= 7
     assert take_submits(rt) == []  # cooling down: nothing is dispatched
-    rt.ledger.redis.delete(rt.ledger.keys.cooldown)  # the wait is over
+    rt.ledger.redis.delete(rt.ledger.keys.pool("default").cooldown)  # the wait is over
     assert rt.ledger.slots.dispatch() == 1
     assert take_submits(rt) == [(refs[0], 2)]  # first in line again, a new attempt
 
@@ -206,12 +206,12 @@ def test_402_pauses_the_account_until_resumed(rt, make_batch, fake):
     fake.submit_status = 402
     (ref, attempt), *others = take_submits(rt)
     assert submit_job(rt, ref, attempt) is JobState.QUEUED
-    assert "no credits" in rt.ledger.account.state().paused_reason
+    assert "no credits" in rt.ledger.account().state().paused_reason
     fake.submit_status = 200
     for other, other_attempt in others[:2]:  # no slot is handed out while paused
         assert submit_job(rt, other, other_attempt, stopping=lambda: True) is JobState.QUEUED
     assert take_submits(rt) == []
-    rt.ledger.account.resume()
+    rt.ledger.account().resume()
     rt.ledger.slots.dispatch()
     assert [ref for ref, _ in take_submits(rt)][:3] == [others[1][0], others[0][0], ref]
 
@@ -242,7 +242,7 @@ def test_a_waiting_submit_gives_its_job_back_first_in_line(rt, make_batch, fake,
         if why == "stopping":
             stopping.set()
         elif why == "paused":
-            rt.ledger.account.pause("provider account has no credits left")
+            rt.ledger.account().pause("provider account has no credits left")
         else:
             clock.now += MAX_WAIT_S + 1
         assert submitting.result() is JobState.QUEUED
@@ -253,7 +253,7 @@ def test_a_waiting_submit_gives_its_job_back_first_in_line(rt, make_batch, fake,
     assert reason[why] in record.error
     if why == "paused":  # nothing is dispatched while paused: first in line
         assert record.state is JobState.QUEUED
-        assert rt.ledger.redis.lindex(rt.ledger.keys.batch("wide") + ":requeued", 0) == ref.job_id
+        assert rt.ledger.redis.lindex(rt.ledger.keys.batch_requeued("wide", "default"), 0) == ref.job_id
     else:  # first in line, and dispatched again at once to wait for the next slot
         assert (ref, attempt + 1) in take_submits(rt)
 
@@ -271,7 +271,7 @@ def test_a_stale_waiting_job_is_passed_over(rt, make_batch, clock):
 
     finish(rt, refs[0])
 
-    assert rt.ledger.slots.holds(*ahead[1])
+    assert rt.ledger.slots.holds(*ahead[1], "default")
     assert rt.ledger.jobs.get(stale).state is JobState.DISPATCHED  # again, a new attempt
     assert rt.ledger.jobs.get(stale).attempt == 2
 

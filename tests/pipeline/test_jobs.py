@@ -110,7 +110,7 @@ def test_unreachable_provider_puts_the_job_back_and_cools_down(rt, new_job, fake
     assert submit(rt, ref) is JobState.QUEUED
     assert rt.ledger.jobs.get(ref).state is JobState.QUEUED
     assert rt.ledger.slots.leases() == {}
-    assert rt.ledger.account.cooldown_left_s() > 0
+    assert rt.ledger.account().cooldown_left_s() > 0
     assert rt.ledger.slots.dispatch() == 0  # nothing goes out while cooling down
 
 
@@ -240,10 +240,10 @@ def test_cancel_stops_new_submissions_but_in_flight_jobs_finish(rt, new_job, fak
     batch_id = in_flight.batch_id
     assert rt.ledger.batches.cancel(batch_id) == 0  # nothing queued: the job is in flight
     assert collect_job(rt, in_flight, 1) is JobState.STORED
-    rt.ledger.account.pause("hold every new job in line")
+    rt.ledger.account().pause("hold every new job in line")
     queued = new_job()
     assert rt.ledger.batches.cancel(queued.batch_id) == 1
-    rt.ledger.account.resume()
+    rt.ledger.account().resume()
     assert rt.ledger.slots.dispatch() == 0
     assert rt.ledger.jobs.get(queued).state is JobState.CANCELLED
     assert len(fake.submits) == 1

@@ -102,7 +102,7 @@ def test_concurrent_callbacks_share_one_round_trip(rt, recorder, in_flight):
 def test_a_slot_a_callback_frees_goes_to_the_waiting_job_in_the_same_step(
     rt, settings, recorder, in_flight, new_job
 ):
-    refs = in_flight(settings.provider_slots)
+    refs = in_flight(settings.accounts.default.slots)
     new_job(), new_job()  # every slot is in use: both are dispatched ahead
     (first, first_attempt), (second, second_attempt) = take_submits(rt)
     assert rt.ledger.slots.take(first, first_attempt) == "wait"  # its request is ready
@@ -112,15 +112,15 @@ def test_a_slot_a_callback_frees_goes_to_the_waiting_job_in_the_same_step(
     assert answers == [CallbackOutcome.COLLECT]
     assert rt.ledger.slots.leases()[first] == first_attempt
     assert rt.ledger.slots.wait(first, first_attempt, timeout_s=1) is True  # woken
-    assert not rt.ledger.slots.holds(second, second_attempt)  # still preparing
+    assert not rt.ledger.slots.holds(second, second_attempt, "default")  # still preparing
     assert take_submits(rt) == []  # no job was queued to take its place
 
 
 def test_freed_slots_stay_free_while_the_account_is_paused(
     rt, settings, recorder, in_flight, new_job
 ):
-    (ref, *_) = in_flight(settings.provider_slots)
-    rt.ledger.account.pause("provider account has no credits left")
+    (ref, *_) = in_flight(settings.accounts.default.slots)
+    rt.ledger.account().pause("provider account has no credits left")
     waiting = new_job()
 
     assert record_all(recorder, [(CallbackClaim(ref, 1), READY)]) == [CallbackOutcome.COLLECT]

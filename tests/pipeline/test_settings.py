@@ -20,14 +20,17 @@ pytestmark = pytest.mark.timeout(10)
 
 def test_reads_every_setting_with_defaults():
     settings = Settings.from_environ(BASE)
-    assert settings.provider_url == "https://api.us1.bfl.ai"
+    account = settings.accounts.default
+    assert account.name == "default"
+    assert account.base_url == "https://api.us1.bfl.ai"
     assert settings.public_url == "https://hooks.example.com"
     assert settings.bucket == "fillpipe"
-    assert settings.provider_flavor == "bfl"
-    assert settings.provider_slots == 24
+    assert account.flavor == "bfl"
+    assert account.slots == 24
     assert settings.result_hosts == ("*.bfl.ai",)
     assert [key.reveal() for key in settings.signing_keys] == [KEY, "o" * 40]
-    assert settings.provider_key.reveal() == "provider-key-value"
+    assert account.key.reveal() == "provider-key-value"
+    assert settings.callbacks is True
 
 
 def test_repr_shows_no_secret():
@@ -70,7 +73,7 @@ def test_cometapi_flavor_and_result_hosts():
             "FILLPIPE_RESULT_HOSTS": "*.bfl.ai, 127.0.0.1:9000",
         }
     )
-    assert settings.provider_flavor == "cometapi"
+    assert settings.accounts.default.flavor == "cometapi"
     assert settings.result_hosts == ("*.bfl.ai", "127.0.0.1:9000")
 
 

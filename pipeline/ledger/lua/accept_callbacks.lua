@@ -10,8 +10,8 @@
 --   'duplicate'  its first final callback came before
 --   'collect'    the first final callback: marked, the attempt's slot given back and
 --                its collect queued
--- Slots that came free are filled at once.
-local answers, released = {}, 0
+-- Slots that came free are filled at once, each from its own pool.
+local answers, freed = {}, {}
 for i, cb in ipairs(A.callbacks) do
   local jkey = job_key(cb.batch, cb.job)
   local fields = redis.call('HMGET', jkey, 'state', 'attempt')
@@ -28,13 +28,15 @@ for i, cb in ipairs(A.callbacks) do
     if not redis.call('SET', mark, '1', 'NX', 'EX', A.mark_ttl_s) then
       answer = 'duplicate'
     else
-      if redis.call('HGET', LEASES, jkey) == tostring(cb.attempt) then
-        released = released + redis.call('HDEL', LEASES, jkey)
+      local pool = pool_of(jkey)
+      if holds_slot(pool, jkey, cb.attempt) then
+        redis.call('HDEL', pool_key(pool, 'leases'), jkey)
+        freed[pool] = true
       end
       outbox('collect', cb.batch, cb.job, cb.attempt)
     end
   end
   answers[i] = answer
 end
-if released > 0 then dispatch() end
+for pool in pairs(freed) do dispatch(pool) end
 return answers

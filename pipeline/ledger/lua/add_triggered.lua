@@ -2,7 +2,7 @@
 -- (the rule's rolling batch of the day) is created on first use.
 -- Arguments:
 --   batch, job      the job; `source` the batch's source (for a new batch)
---   spec            the job's spec (JSON)
+--   spec            the job's spec (JSON); `account` its account (slot pool)
 --   waits_for       the key of the mask-wait set to join, or null: the job is queued
 --   late_at         when a job waiting for its mask has waited too long
 --   seen            the key marking the latest event of this rule and object
@@ -31,8 +31,10 @@ end
 local state = 'queued'
 if A.waits_for ~= cjson.null then state = 'awaiting_mask' end
 if redis.call('HGET', bkey, 'cancelled') == '1' then state = 'cancelled' end
-redis.call('HSET', jkey, 'spec', A.spec, 'state', state, 'attempt', 0, 'updated_at', A.now)
+redis.call('HSET', jkey, 'spec', A.spec, 'state', state, 'attempt', 0, 'updated_at', A.now,
+  'account', A.account)
 redis.call('RPUSH', bkey .. ':jobs', A.job)
+redis.call('RPUSH', line_key(bkey, A.account), A.job)
 redis.call('HINCRBY', bkey, 'total', 1)
 redis.call('HINCRBY', bkey, 'n:' .. state, 1)
 redis.call('HSET', A.seen, 'id', A.event_id, 'order', A.order, 'object', A.object_id)
@@ -43,7 +45,7 @@ if state == 'awaiting_mask' then
   -- The sweep takes the job out when it stops waiting; the expiry is a safety net.
   redis.call('EXPIREAT', A.waits_for, math.ceil(A.late_at) + 3600)
 elseif state == 'queued' then
-  join_ready(A.batch)
-  dispatch()
+  join_ready(A.account, A.batch)
+  dispatch(A.account)
 end
 return state

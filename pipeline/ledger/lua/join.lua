@@ -1,4 +1,9 @@
--- Puts a batch in line for the dispatcher (once its jobs are recorded, or retried) and
--- fills every free slot. Arguments: batch. Returns how many jobs were dispatched.
-join_ready(A.batch)
-return dispatch()
+-- Puts a batch in line for the dispatcher of each pool it has jobs in (once its jobs are
+-- recorded) and fills their free slots. Arguments: batch, accounts (the pools).
+-- Returns how many jobs were dispatched.
+local picked = 0
+for _, pool in ipairs(A.accounts) do
+  join_ready(pool, A.batch)
+  picked = picked + dispatch(pool)
+end
+return picked

@@ -9,15 +9,16 @@
 --   attempt        the attempt it must be at, or null for any
 --   new_attempt    true: the move starts a new attempt
 --   fields         name -> value to set on the job ("" deletes the field)
---   cost_delta     credits to add to the batch's spend, or null
+--   cost_delta     credits to add to the batch's spend (and its account's today), or null
 --   late_at        when the sweep should look at it next, or null: not filed
 --   release        true: the job gives back any slot it holds
 --   follow_up      a task to queue for the job ('collect'), or null
--- A job moving to `queued` goes to the front of its batch's line. A slot given back, a
--- dispatched job moving on or a job back in line runs the dispatcher.
+-- A job moving to `queued` goes to the front of its batch's line in its pool. A slot
+-- given back, a dispatched job moving on or a job back in line runs its pool's dispatcher.
 -- Returns {1 if applied else 0, the state it was in ('' if no such job), its attempt,
 --          1 if it gave back a slot}.
 local jkey, bkey = job_key(A.batch, A.job), batch_key(A.batch)
+local pool = pool_of(jkey)
 local state = redis.call('HGET', jkey, 'state')
 if not state then return {0, '', 0, 0} end
 local attempt = tonumber(redis.call('HGET', jkey, 'attempt'))
@@ -34,6 +35,7 @@ end
 if state ~= A.to_state then count_move(bkey, state, A.to_state) end
 if A.cost_delta ~= cjson.null then
   redis.call('HINCRBYFLOAT', bkey, 'cost_credits', A.cost_delta)
+  redis.call('HINCRBYFLOAT', pool_key(pool, 'spend'), A.day, A.cost_delta)
 end
 if A.late_at ~= cjson.null then
   redis.call('ZADD', AWAITING, A.late_at, jkey)
@@ -41,14 +43,14 @@ else
   redis.call('ZREM', AWAITING, jkey)
 end
 local released = 0
-if A.release then released = redis.call('HDEL', LEASES, jkey) end
+if A.release then released = redis.call('HDEL', pool_key(pool, 'leases'), jkey) end
 local unpicked = state == 'dispatched' and A.to_state ~= 'dispatched'
-if unpicked then redis.call('SREM', PICKED, jkey) end
+if unpicked then redis.call('SREM', pool_key(pool, 'picked'), jkey) end
 local requeued = A.to_state == 'queued' and state ~= 'queued'
 if requeued then
-  redis.call('LPUSH', bkey .. ':requeued', A.job)
-  join_ready(A.batch)
+  redis.call('LPUSH', requeued_key(bkey, pool), A.job)
+  join_ready(pool, A.batch)
 end
 if A.follow_up ~= cjson.null then outbox(A.follow_up, A.batch, A.job, attempt) end
-if released == 1 or unpicked or requeued then dispatch() end
+if released == 1 or unpicked or requeued then dispatch(pool) end
 return {1, state, attempt, released}
