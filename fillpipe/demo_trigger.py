@@ -69,6 +69,7 @@ def run_trigger_demo(rt: Runtime, *, jobs: int, out_dir: Path, state_dir: Path) 
             storage=rt.storage,
             mask_wait_s=rt.settings.deadlines.mask_wait_s,
             clock=rt.clock,
+            router=rt.router,
         ),
         rt.storage,
         rt.ledger.triggers.listing(rt.settings.bucket, prefix),

@@ -20,6 +20,7 @@ from types import FrameType
 from fillpipe.logs import configure_logging
 from pipeline.errors import InputError
 from pipeline.ledger import Ledger
+from pipeline.routing import AccountRouter
 from pipeline.settings import Settings
 from pipeline.storage import S3Uri, Storage
 from pipeline.triggers.intake import TriggerIntake
@@ -52,7 +53,11 @@ def watch_s3(
     storage = Storage.from_settings(settings)
     ledger = Ledger.from_settings(settings)
     intake = TriggerIntake(
-        rules, ledger=ledger, storage=storage, mask_wait_s=settings.deadlines.mask_wait_s
+        rules,
+        ledger=ledger,
+        storage=storage,
+        mask_wait_s=settings.deadlines.mask_wait_s,
+        router=AccountRouter.from_settings(settings),
     )
     pollers = [
         ListingPoller(

@@ -169,17 +169,22 @@ def _check_rows(rt: Runtime, manifest: str, fmt: ManifestFormat) -> int:
     kinds of problem in line order; the count."""
     base_dir = _base_dir(manifest)
     missing: list[Problem] = []
+    unrouted: set[str] = set()
     count = 0
     try:
         with _rows(rt, manifest, fmt) as rows:
             for row in rows:
                 count += 1
                 missing.extend(_missing_files(manifest, row, base_dir))
+                if row.account is None:
+                    unrouted.add(row.params.finetune_id)
     except ManifestInvalid as invalid:
         problems = sorted([*invalid.problems, *missing], key=lambda problem: problem.line)
         raise ManifestInvalid(problems) from None
     if missing:
         raise ManifestInvalid(missing)
+    for finetune_id in sorted(unrouted):  # asks the accounts now, before anything is recorded
+        rt.router.account_for(None, finetune_id)
     return count
 
 
@@ -242,6 +247,7 @@ def _spec(
         params=row.params,
         tags=row.tags,
         checked_inputs=checked_inputs,
+        account=rt.router.account_for(row.account, row.params.finetune_id),
     )
 
 
@@ -249,7 +255,13 @@ def _spec(
 def _rows(rt: Runtime, manifest: str, fmt: ManifestFormat) -> Iterator[Iterator[ManifestRow]]:
     """The manifest's validated rows, streamed (one pass; `ManifestInvalid` at the end)."""
     with _lines(rt, manifest) as lines:
-        yield validate_rows(lines, source=manifest, fmt=fmt, bucket=rt.settings.bucket)
+        yield validate_rows(
+            lines,
+            source=manifest,
+            fmt=fmt,
+            bucket=rt.settings.bucket,
+            accounts=rt.settings.accounts.names,
+        )
 
 
 @contextlib.contextmanager

@@ -182,6 +182,21 @@ class ProviderClient:
             raise ProviderUnavailable("provider's finetune answer has no finetune_id")
         return finetune_id
 
+    def my_finetunes(self) -> list[str]:
+        """The ids of the account's own finetunes."""
+        url = f"{self._base_url}{self._prefix}/my_finetunes"
+        try:
+            response = self._http.get(url, headers=self._auth_headers)
+        except httpx.HTTPError as error:
+            raise ProviderUnavailable(f"my_finetunes failed: {type(error).__name__}") from None
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"provider answered {response.status_code} to my_finetunes")
+        _raise_for_client_error(response)
+        ids = _json_object(response, ProviderUnavailable).get("finetunes")
+        if not isinstance(ids, list):
+            raise ProviderUnavailable("provider's my_finetunes answer has no finetunes list")
+        return [str(finetune_id) for finetune_id in ids]
+
     def fallback_polling_url(self, task_id: str) -> str:
         return f"{self._base_url}{self._prefix}/get_result?{urlencode({'id': task_id})}"
 

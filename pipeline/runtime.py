@@ -15,6 +15,7 @@ from pipeline.delivery import ResultFetcher
 from pipeline.errors import FillpipeError
 from pipeline.ledger import Ledger
 from pipeline.provider import Providers
+from pipeline.routing import AccountRouter
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
 from pipeline.storage import Storage
@@ -31,6 +32,7 @@ class Runtime:
     storage: Storage
     # One provider client per account: `providers[job.spec.account]`.
     providers: Providers
+    router: AccountRouter
     fetcher: ResultFetcher
     signer: CallbackSigner
     clock: Callable[[], float] = field(default=time.time)
@@ -44,11 +46,13 @@ class Runtime:
         provider_transport: httpx.BaseTransport | None = None,
         result_transport: httpx.BaseTransport | None = None,
     ) -> Runtime:
+        providers = Providers(settings.accounts, transport=provider_transport)
         return cls(
             settings=settings,
             ledger=Ledger.from_settings(settings, clock=clock),
             storage=Storage.from_settings(settings),
-            providers=Providers(settings.accounts, transport=provider_transport),
+            providers=providers,
+            router=AccountRouter(settings.accounts, providers),
             fetcher=ResultFetcher(
                 settings.result_hosts,
                 max_bytes=settings.result_max_bytes,

@@ -40,7 +40,7 @@ PARAM_FIELDS = (
     "safety_tolerance",
     "prompt_upsampling",
 )
-KNOWN_FIELDS = ("id", "image", "mask", *PARAM_FIELDS, "output", "tags")
+KNOWN_FIELDS = ("id", "image", "mask", *PARAM_FIELDS, "output", "tags", "account")
 REQUIRED_FIELDS = ("image", "prompt", "finetune_id")
 TAG_COLUMN_PREFIX = "tag."
 MAX_ID_CHARS = 200

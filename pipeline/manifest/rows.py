@@ -6,7 +6,7 @@ Memory grows only with what must be unique (ids, and outputs of templates withou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 from urllib.parse import quote
@@ -55,6 +55,8 @@ class ManifestRow:
     params: EditParams
     output: str | None
     tags: dict[str, str]
+    # The provider account the row names; None: decided by its finetune, else the default.
+    account: str | None = None
 
 
 def validate_rows(
@@ -63,11 +65,13 @@ def validate_rows(
     source: str,
     fmt: ManifestFormat,
     bucket: str | None = None,
+    accounts: Collection[str] | None = None,
 ) -> Iterator[ManifestRow]:
     """Yield every valid row lazily; after the last, raise `ManifestInvalid` if any problem.
 
     `bucket` is the batch's bucket: output URIs naming another one are refused. Without it,
-    only the templates' form is checked.
+    only the templates' form is checked. `accounts` are the configured provider accounts
+    a row may name (None: any name).
     """
     problems: list[Problem] = []
     seen = _Seen()
@@ -75,7 +79,7 @@ def validate_rows(
     for line, record in read_records(lines, source=source, fmt=fmt, problems=problems):
         count += 1
         check = _RowCheck(source, line, fmt, record, problems)
-        row = check.row(str(count), seen, bucket)
+        row = check.row(str(count), seen, bucket, accounts)
         if row is not None:
             yield row
     if count == 0 and not problems:
@@ -137,7 +141,9 @@ class _RowCheck:
             return ""
         return text
 
-    def row(self, row_number: str, seen: _Seen, bucket: str | None) -> ManifestRow | None:
+    def row(
+        self, row_number: str, seen: _Seen, bucket: str | None, accounts: Collection[str] | None
+    ) -> ManifestRow | None:
         self.unknown_fields()
         job_id = self.job_id(row_number, seen.ids)
         image = self.required_text("image")
@@ -147,13 +153,24 @@ class _RowCheck:
         params = self.params()
         output = self.get("output", as_text, None)
         tags = self.tags()
+        account = self.account(accounts)
         self.metadata_size(job_id, image, mask)
         uri = self.output(output, bucket, job_id, image, params)
         if uri is not None and output is not None and "{id}" not in output:
             self.unique_output(str(uri), seen.outputs)
         if not self.ok or params is None:
             return None
-        return ManifestRow(self.line, job_id, image, mask, params, output, tags)
+        return ManifestRow(self.line, job_id, image, mask, params, output, tags, account)
+
+    def account(self, accounts: Collection[str] | None) -> str | None:
+        name = self.get("account", as_text, None)
+        if name is not None and accounts is not None and name not in accounts:
+            self.report(
+                "account",
+                f"no provider account named {show(name)}",
+                f"name one of {', '.join(accounts)} (FILLPIPE_ACCOUNTS_FILE), or leave it out",
+            )
+        return name
 
     def unknown_fields(self) -> None:
         for name in self.record:

@@ -23,10 +23,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from pipeline.errors import InputError
+from pipeline.errors import ConfigError, InputError
 from pipeline.ledger import Ledger
 from pipeline.ledger.triggers import EventMark, Recorded
 from pipeline.models import JobRef, JobSpec
+from pipeline.routing import AccountRouter
 from pipeline.settings import Settings
 from pipeline.storage import ObjectHead, S3Uri, Storage
 from pipeline.triggers.events import ObjectEvent, sequencer_order
@@ -85,12 +86,18 @@ class TriggerIntake:
         storage: Storage,
         mask_wait_s: float,
         clock: Callable[[], float] = time.time,
+        router: AccountRouter | None = None,
     ) -> None:
+        """`router` decides each job's account (None: the rule's, else the ledger's
+        default account). Raises `ConfigError` when a rule names an account the ledger
+        has no pool for."""
         self.rules = rules
         self._ledger = ledger
         self._storage = storage
         self._mask_wait_s = mask_wait_s
         self._clock = clock
+        self._router = router
+        _check_accounts(rules, ledger)
 
     @classmethod
     def from_settings(cls, settings: Settings, rules: RuleSet) -> TriggerIntake:
@@ -99,10 +106,19 @@ class TriggerIntake:
             ledger=Ledger.from_settings(settings),
             storage=Storage.from_settings(settings),
             mask_wait_s=settings.deadlines.mask_wait_s,
+            router=AccountRouter.from_settings(settings),
         )
 
     def close(self) -> None:
         self._ledger.close()
+        if self._router is not None:
+            self._router.close()
+
+    def _account(self, rule: Rule) -> str:
+        """The account of the rule's jobs (see `pipeline.routing`)."""
+        if self._router is None:
+            return rule.account or self._ledger.account().name
+        return self._router.account_for(rule.account, rule.params.finetune_id)
 
     def handle(self, events: Iterable[ObjectEvent]) -> list[Outcome]:
         """Act on every event, in order. Raises on storage or ledger trouble (nothing is
@@ -135,7 +151,7 @@ class TriggerIntake:
         event_id = f"{object_id}|{event.sequencer or ''}"
         ref = JobRef(rolling_batch_id(rule.name, now), job_id_for(rule.name, event, event_id))
         try:
-            spec = _spec(rule, event, head, ref)
+            spec = _spec(rule, event, head, ref, self._account(rule))
         except InputError as error:
             log.warning("rule %s cannot make a job of %s: %s", rule.name, event.key, error)
             return Outcome(event, "refused", rule.name, detail=str(error))
@@ -181,7 +197,20 @@ def _order(event: ObjectEvent) -> str:
     return sequencer_order(event.sequencer) if event.sequencer else ""
 
 
-def _spec(rule: Rule, event: ObjectEvent, head: ObjectHead, ref: JobRef) -> JobSpec:
+def _check_accounts(rules: RuleSet, ledger: Ledger) -> None:
+    unknown = [
+        f"rule {rule.name!r} (line {rule.line}) names account {rule.account!r}"
+        for rule in rules.rules
+        if rule.account is not None and rule.account not in ledger.pools
+    ]
+    if unknown:
+        raise ConfigError(
+            f"{'; '.join(unknown)}, which is not configured "
+            f"(configured: {', '.join(ledger.pools)}; see FILLPIPE_ACCOUNTS_FILE)"
+        )
+
+
+def _spec(rule: Rule, event: ObjectEvent, head: ObjectHead, ref: JobRef, account: str) -> JobSpec:
     origin = {"rule": rule.name, "via": event.origin, "etag": head.etag, "event": event.event_name}
     if head.version_id:
         origin["version_id"] = head.version_id
@@ -193,4 +222,5 @@ def _spec(rule: Rule, event: ObjectEvent, head: ObjectHead, ref: JobRef) -> JobS
         params=rule.params,
         tags=dict(rule.tags),
         origin=origin,
+        account=account,
     )

@@ -73,6 +73,8 @@ class Rule:
     params: EditParams
     tags: dict[str, str]
     line: int
+    # The provider account its jobs run on; None: decided by the finetune, else the default.
+    account: str | None = None
 
     def wants(self, bucket: str, key: str) -> bool:
         """The key is one of this rule's images: bucket, prefix, suffix/glob match, and it

@@ -29,7 +29,17 @@ from pipeline.triggers.rules import ALPHA_MASK, DEFAULT_MASK_TEMPLATE, Rule, key
 from pipeline.triggers.rules_lines import RuleLines
 from pipeline.triggers.rules_samples import TEMPLATE_HINT, check_samples
 
-RULE_FIELDS = ("name", "bucket", "prefix", "suffix", "glob", "mask", "mask_prefix", "output")
+RULE_FIELDS = (
+    "name",
+    "bucket",
+    "prefix",
+    "suffix",
+    "glob",
+    "mask",
+    "mask_prefix",
+    "output",
+    "account",
+)
 KNOWN_FIELDS = (*RULE_FIELDS, *PARAM_FIELDS, "tags")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 NAME_HINT = "use 1\u201340 letters, digits, _ and -"
@@ -154,6 +164,7 @@ class RuleCheck:
             params,
             tags,
             line,
+            self.get("account", as_text, None),
         )
         check_samples(rule, self.report, self.bad)
         return None if self.bad else rule

@@ -253,7 +253,8 @@ def test_a_waiting_submit_gives_its_job_back_first_in_line(rt, make_batch, fake,
     assert reason[why] in record.error
     if why == "paused":  # nothing is dispatched while paused: first in line
         assert record.state is JobState.QUEUED
-        assert rt.ledger.redis.lindex(rt.ledger.keys.batch_requeued("wide", "default"), 0) == ref.job_id
+        requeued = rt.ledger.keys.batch_requeued("wide", "default")
+        assert rt.ledger.redis.lindex(requeued, 0) == ref.job_id
     else:  # first in line, and dispatched again at once to wait for the next slot
         assert (ref, attempt + 1) in take_submits(rt)
 
