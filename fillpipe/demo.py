@@ -178,10 +178,11 @@ def train_demo_finetune(rt: Runtime) -> str:
     return finetune_id
 
 
-def train_finetune(rt: Runtime) -> str:
-    """A small brand-style finetune, trained on the provider and waited for."""
+def train_finetune(rt: Runtime, account: str | None = None) -> str:
+    """A small brand-style finetune, trained on `account` (the default one if None)
+    and waited for."""
     archive = finetune_zip(make_finetune_images())
-    provider = rt.providers.default
+    provider = rt.providers[account] if account else rt.providers.default
     finetune_id = provider.create_finetune(
         archive, comment="fillpipe demo brand style", trigger_word="FPBRAND"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import secrets
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -23,11 +24,14 @@ from fillpipe.servers import (
 )
 from fillpipe.stack.env_file import write_env_file
 from fillpipe.stack.state import StateDir, lock_state_dir
+from pipeline.accounts import load_accounts
 from pipeline.errors import StackError
 from pipeline.settings import DEFAULT_BUCKET, DEFAULT_RESULT_HOSTS
 from pipeline.triggers.rules import load_rules
 
 SERVICES = ("emulator", "receiver", "worker", "beat", "watcher")
+# Accounts without a base_url use the embedded emulator, whose URL is known only later.
+EMULATOR_PLACEHOLDER_URL = "http://127.0.0.1"
 DEFAULT_START_TIMEOUT_S = 60.0
 StartStep = Callable[[float], None]  # starts one server within a time budget in seconds
 # With the embedded S3 server these would mix another account's session into our keys.
@@ -61,6 +65,9 @@ class EmbeddedStack:
         # receiver takes storage events and a watcher polls the buckets they name.
         rules_file = self._environ.get("FILLPIPE_RULES_FILE", "").strip()
         self._rules = load_rules(Path(rules_file).resolve()) if rules_file else None
+        # Provider accounts (FILLPIPE_ACCOUNTS_FILE), also checked first: the embedded
+        # emulator serves each of them, with its slot limit.
+        self._emulated_accounts = _emulated_accounts(self._environ)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -206,6 +213,7 @@ class EmbeddedStack:
             return {
                 **self._child_env(),
                 "FILLPIPE_EMULATOR_API_KEYS": provider_key,
+                "FILLPIPE_EMULATOR_ACCOUNTS": self._emulated_accounts,
                 "FILLPIPE_EMULATOR_PUBLIC_URL": url,
                 "FILLPIPE_EMULATOR_ADMIN_TOKEN": admin_token,
                 **self._emulator_env,
@@ -298,3 +306,14 @@ class EmbeddedStack:
             return self._started[name]
         except KeyError:
             raise StackError(name, "this stack did not start it") from None
+
+
+def _emulated_accounts(environ: Mapping[str, str]) -> str:
+    """`FILLPIPE_EMULATOR_ACCOUNTS` for the accounts of `FILLPIPE_ACCOUNTS_FILE`: each
+    account's key with its slot limit, as the real provider enforces it (`{}` without
+    the file). Raises `ConfigError` for a bad accounts file before anything starts."""
+    path = environ.get("FILLPIPE_ACCOUNTS_FILE", "").strip()
+    if not path:
+        return "{}"
+    accounts = load_accounts(path, environ, default_url=EMULATOR_PLACEHOLDER_URL)
+    return json.dumps({account.key.reveal(): {"slots": account.slots} for account in accounts})
