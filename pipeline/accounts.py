@@ -108,17 +108,17 @@ def load_accounts(path: str, environ: Mapping[str, str], *, default_url: str | N
     for name, fields_ in table.items():
         reader = _AccountFields(name, fields_, problems)
         account = reader.account(environ, default_url, Path(path).parent)
+        if reader.is_default():
+            defaults.append(name)
         if account is not None:
             accounts[name] = account
-            if reader.is_default():
-                defaults.append(name)
     if not table:
         problems.append("no [accounts.NAME] table: name at least one account")
     if len(defaults) > 1:
         problems.append(f"accounts {', '.join(defaults)} all say default = true: keep one")
     if problems:
-        listing = "\n  - ".join(problems)
-        raise ConfigError(f"invalid accounts file {path}:\n  - {listing}")
+        listing = "\n    - ".join(problems)
+        raise ConfigError(f"invalid accounts file {path}:\n    - {listing}")
     return Accounts(accounts, defaults[0] if defaults else next(iter(accounts)))
 
 

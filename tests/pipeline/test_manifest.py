@@ -516,3 +516,18 @@ def test_arbitrary_json_objects_raise_only_manifest_invalid(records):
     with contextlib.suppress(ManifestInvalid):
         found = rows(jsonl(*records))
         assert len(found) == len(records)  # no row is ever dropped without a problem
+
+
+def test_a_row_names_its_account_which_must_be_configured():
+    accounts = ("brand-a", "brand-b")
+    lines = jsonl({**BASE, "account": "brand-b"}, {**BASE, "id": "2", "account": "brand-z"}, BASE)
+
+    with pytest.raises(ManifestInvalid) as caught:
+        list(validate_rows(lines, source="m.jsonl", fmt="jsonl", accounts=accounts))
+
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (2, "account")
+    assert "no provider account named 'brand-z'" in problem.message
+    assert "brand-a, brand-b" in problem.hint
+    good = list(validate_rows(jsonl({**BASE, "account": "brand-b"}, BASE), source="m", fmt="jsonl"))
+    assert [row.account for row in good] == ["brand-b", None]
