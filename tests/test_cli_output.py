@@ -164,8 +164,14 @@ def test_status_json_keeps_its_shape_and_adds_source_and_creation(env, stack_rt,
     document = json.loads(result.stdout)
     for key in ("batch", "total", "finished", "done", "counts", "cost_credits", "cost_usd"):
         assert key in document
-    assert {"priority", "cancelled", "account"} <= set(document)
-    assert set(document["account"]) == {"slots", "slots_in_use", "paused", "cooldown_s"}
+    assert {"priority", "cancelled", "accounts"} <= set(document)
+    assert set(document["accounts"]["default"]) == {
+        "slots",
+        "slots_in_use",
+        "paused",
+        "cooldown_s",
+        "spent_today_credits",
+    }
     assert document["source"] == str(manifest.resolve())
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", document["created"])
     assert document["counts"] == {state.value: int(state is JobState.STORED) for state in JobState}

@@ -270,13 +270,18 @@ def test_a_paused_account_holds_the_batch_until_resumed(
         assert submitted.returncode == 0, submitted.stderr
         batch_id = submitted.stdout.strip().splitlines()[-1]
         status = json.loads(run_fillpipe("status", batch_id, "--json", env=env).stdout)
-        assert status["account"]["paused"] == "provider account has no credits left (402)"
+        assert status["accounts"]["default"]["paused"] == (
+            "provider account has no credits left (402)"
+        )
         assert status["counts"]["queued"] == 2
     finally:
         resumed = run_fillpipe("resume", env=env)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resumed (was paused: provider account has no credits left (402))" in resumed.stdout
+    assert (
+        "account default: resumed (was paused: provider account has no credits left (402))"
+        in resumed.stdout
+    )
     watched = run_fillpipe("status", batch_id, "--watch", "--json", env=env)
     assert watched.returncode == 0, watched.stderr
     final = json.loads(watched.stdout)
-    assert final["counts"]["stored"] == 2 and final["account"]["paused"] is None
+    assert final["counts"]["stored"] == 2 and final["accounts"]["default"]["paused"] is None
