@@ -1,4 +1,8 @@
-"""Per-key accounts: credits and the active-task limit, with counters for /admin/stats."""
+"""Per-key accounts: credits and the active-task limit, with counters for /admin/stats.
+
+Each key's limits are its own (`EmulatorConfig.limits`): a key configured in
+`accounts` gets its slots and starting credits, any other key the defaults.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from emulator.config import EmulatorConfig
 from emulator.errors import PaymentRequired, TooManyRequests
 
 # Sent as Retry-After with a 429: a task slot usually frees within a second or two.
@@ -14,19 +19,20 @@ RETRY_AFTER_S = 1
 
 @dataclass
 class Account:
-    """One API key's balance and task counters."""
+    """One API key's balance, active-task limit and task counters."""
 
     credits: Decimal
+    max_active_tasks: int
     active_tasks: int = 0
     active_tasks_high_water: int = 0
     submitted_tasks: int = 0
     charged_credits: Decimal = Decimal(0)
 
-    def open_task(self, cost: Decimal, *, max_active_tasks: int) -> None:
+    def open_task(self, cost: Decimal) -> None:
         """Take an active-task slot and charge `cost`; 429 or 402 when that is not possible."""
-        if self.active_tasks >= max_active_tasks:
+        if self.active_tasks >= self.max_active_tasks:
             raise TooManyRequests(
-                f"Too many active tasks: at most {max_active_tasks} may run at once",
+                f"Too many active tasks: at most {self.max_active_tasks} may run at once",
                 retry_after_s=RETRY_AFTER_S,
             )
         if cost > self.credits:
@@ -43,8 +49,13 @@ class Account:
         self.credits += refund
         self.charged_credits -= refund
 
+    def set_credits(self, credits: Decimal) -> None:
+        """Set the balance outright (the admin API drains or tops up an account)."""
+        self.credits = credits
+
     def stats(self) -> dict[str, Any]:
         return {
+            "max_active_tasks": self.max_active_tasks,
             "active_tasks": self.active_tasks,
             "active_tasks_high_water": self.active_tasks_high_water,
             "submitted_tasks": self.submitted_tasks,
@@ -54,15 +65,16 @@ class Account:
 
 
 class Accounts:
-    """Every key's account, opened with the initial credits on its first request."""
+    """Every key's account, opened with the key's limits on its first use."""
 
-    def __init__(self, initial_credits: float) -> None:
-        self._initial_credits = Decimal(str(initial_credits))
+    def __init__(self, config: EmulatorConfig) -> None:
+        self._config = config
         self._accounts: dict[str, Account] = {}
 
     def __getitem__(self, key: str) -> Account:
         if key not in self._accounts:
-            self._accounts[key] = Account(credits=self._initial_credits)
+            slots, credits = self._config.limits(key)
+            self._accounts[key] = Account(credits=Decimal(str(credits)), max_active_tasks=slots)
         return self._accounts[key]
 
     def stats(self) -> dict[str, dict[str, Any]]:

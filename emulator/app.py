@@ -39,6 +39,7 @@ def create_app(
     runtime = Runtime(config, faults=faults, webhook_transport=webhook_transport)
     rng = random.Random(config.seed)
     provider = Provider(config, clock=clock or time.time, runtime=runtime, rng=rng)
+    keys = KeyCheck.from_config(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -49,9 +50,13 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             *api_routes(
-                provider, KeyCheck(config.api_keys), faults=faults, public_url=config.public_url
+                provider,
+                keys,
+                faults=faults,
+                public_url=config.public_url,
+                withdrawn=config.withdrawn,
             ),
-            *admin_routes(provider, faults, config.admin_token),
+            *admin_routes(provider, faults, keys, config.admin_token),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error},
         lifespan=lifespan,

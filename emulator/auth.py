@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 
 from starlette.requests import Request
 
+from emulator.config import EmulatorConfig
 from emulator.errors import Forbidden, Unauthorized
 
 
@@ -25,8 +27,13 @@ def bearer_token(request: Request) -> str | None:
 class KeyCheck:
     """Accepts the configured keys, or any non-empty key when none are configured."""
 
-    def __init__(self, api_keys: tuple[str, ...]) -> None:
+    def __init__(self, api_keys: Iterable[str]) -> None:
         self._api_keys = tuple(key.encode() for key in api_keys)
+
+    @classmethod
+    def from_config(cls, config: EmulatorConfig) -> KeyCheck:
+        """The keys of `api_keys` and of `accounts`: either list makes a key accepted."""
+        return cls(dict.fromkeys((*config.api_keys, *config.accounts)))
 
     def __repr__(self) -> str:
         return f"KeyCheck(<{len(self._api_keys)} keys>)"
@@ -35,9 +42,13 @@ class KeyCheck:
         """The account key; 401 when none was presented, 403 when it is not accepted."""
         if not presented:
             raise Unauthorized("Not authenticated: no API key")
-        if self._api_keys and not self._accepts(presented.encode()):
+        if not self.accepts(presented):
             raise Forbidden("Invalid API key")
         return presented
 
-    def _accepts(self, presented: bytes) -> bool:
-        return any(secrets.compare_digest(presented, key) for key in self._api_keys)
+    def accepts(self, key: str) -> bool:
+        """Whether `key` opens an account: it is configured, or no keys are."""
+        presented = key.encode()
+        if not self._api_keys:
+            return bool(presented)
+        return any(secrets.compare_digest(presented, each) for each in self._api_keys)

@@ -2,8 +2,8 @@
 
 Every field `name` is read from `FILLPIPE_EMULATOR_<NAME>`, except `faults`, read
 from `FILLPIPE_EMULATOR_FAULT_<NAME>` (`emulator.faults`); see the package docstring
-for the full list. Secrets (accepted keys, the delivery signing key, the admin token)
-never appear in the repr.
+for the full list. Secrets (accepted keys, the per-key accounts, the delivery signing
+key, the admin token) never appear in the repr, nor in the errors for their variables.
 """
 
 from __future__ import annotations
@@ -11,12 +11,22 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, get_type_hints
 
+from emulator.account_limits import AccountLimits, check_accounts, parse_accounts
 from emulator.faults import Faults
 
 ENV_PREFIX = "FILLPIPE_EMULATOR_"
 WEBHOOK_SHAPES = ("bfl", "result")
+# Endpoints that `withdrawn` can take away, as a provider drops one from its API.
+WITHDRAWABLE_ENDPOINTS = (
+    "finetune",
+    "finetune_details",
+    "my_finetunes",
+    "delete_finetune",
+    "credits",
+)
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -34,8 +44,10 @@ def _new_signing_key() -> str:
 class EmulatorConfig:
     """How the emulated provider behaves. Durations are seconds, amounts are credits."""
 
-    # Accepted API keys; empty accepts any non-empty key.
+    # Accepted API keys, with the keys of `accounts`; both empty accepts any non-empty key.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Keys with limits of their own; a limit they leave out is the default below.
+    accounts: Mapping[str, AccountLimits] = field(default_factory=dict, repr=False)
     initial_credits: float = 1000.0
     max_active_tasks: int = 24
     latency_base_s: float = 0.5
@@ -59,6 +71,8 @@ class EmulatorConfig:
     moderation_words: tuple[str, ...] = ()
     # A word (any case) in a prompt that makes the finished task `Content Moderated`.
     content_moderation_word: str = ""
+    # Endpoints answered 404, as a provider answers for one it no longer offers.
+    withdrawn: tuple[str, ...] = ()
     # Read from FILLPIPE_EMULATOR_FAULT_<NAME> (see `emulator.faults`).
     faults: Faults = field(default_factory=Faults)
 
@@ -73,6 +87,29 @@ class EmulatorConfig:
             f"must be one of {', '.join(WEBHOOK_SHAPES)}",
         )
         _require(bool(self.delivery_signing_key), "delivery_signing_key", "must not be empty")
+        self._check_withdrawn()
+        try:
+            check_accounts(self.accounts)
+        except ValueError as error:
+            raise ValueError(f"accounts ({env_name('accounts')}): {error}") from None
+        # Frozen like the rest: a read-only copy of the mapping it was given.
+        object.__setattr__(self, "accounts", MappingProxyType(dict(self.accounts)))
+
+    def _check_withdrawn(self) -> None:
+        unknown = sorted(set(self.withdrawn) - set(WITHDRAWABLE_ENDPOINTS))
+        _require(
+            not unknown,
+            "withdrawn",
+            f"names unknown endpoints {', '.join(unknown)}; "
+            f"known: {', '.join(WITHDRAWABLE_ENDPOINTS)}",
+        )
+
+    def limits(self, key: str) -> tuple[int, float]:
+        """`key`'s active-task limit and starting credits: its own, else the defaults."""
+        own = self.accounts.get(key, AccountLimits())
+        slots = own.slots if own.slots is not None else self.max_active_tasks
+        credits = own.credits if own.credits is not None else self.initial_credits
+        return slots, credits
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> EmulatorConfig:
@@ -87,7 +124,9 @@ class EmulatorConfig:
                 continue
             raw = environ.get(env_name(each.name))
             if raw is not None:
-                values[each.name] = _parse(raw, hints[each.name], env_name(each.name))
+                values[each.name] = _parse(
+                    raw, hints[each.name], env_name(each.name), secret=not each.repr
+                )
         return cls(**values)
 
 
@@ -107,11 +146,13 @@ def _require(condition: bool, name: str, problem: str) -> None:
         raise ValueError(f"{name} ({env_name(name)}) {problem}")
 
 
-def _parse(raw: str, hint: object, variable: str) -> object:
+def _parse(raw: str, hint: object, variable: str, *, secret: bool) -> object:
+    """`raw` as a `hint`; the error names `variable`, and shows `raw` unless `secret`."""
     try:
         return _PARSERS[hint](raw.strip())
-    except ValueError:
-        raise ValueError(f"{variable} must be {_EXPECTED[hint]}, got {raw!r}") from None
+    except ValueError as error:
+        shown = f": {error}" if secret else f", got {raw!r}"
+        raise ValueError(f"{variable} must be {_EXPECTED[hint]}{shown}") from None
 
 
 def _parse_bool(raw: str) -> bool:
@@ -141,6 +182,7 @@ _PARSERS: dict[object, Callable[[str], object]] = {
     str | None: _parse_optional,
     int | None: _parse_optional_int,
     tuple[str, ...]: _parse_csv,
+    Mapping[str, AccountLimits]: parse_accounts,
 }
 _EXPECTED: dict[object, str] = {
     float: "a number",
@@ -150,4 +192,5 @@ _EXPECTED: dict[object, str] = {
     str | None: "a string",
     int | None: "an integer or empty",
     tuple[str, ...]: "a comma-separated list",
+    Mapping[str, AccountLimits]: "a JSON object of API keys and their limits",
 }

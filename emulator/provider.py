@@ -54,11 +54,10 @@ class Provider:
         runtime: Runtime,
         rng: random.Random | None = None,
     ) -> None:
-        self._config = config
         self._clock = clock
         self._runtime = runtime
         self._rng = rng or random.Random()
-        self._accounts = Accounts(config.initial_credits)
+        self._accounts = Accounts(config)
         self._finetunes = FinetuneRegistry()
         self._tasks = TaskRunner(config, clock=clock, runtime=runtime, rng=self._rng)
         self._moderation = Moderation(config.moderation_words, config.content_moderation_word)
@@ -76,7 +75,7 @@ class Provider:
         if reasons:
             return self._refuse_fill(caller, values, images, reasons)
         cost = fill_cost(images.width, images.height, finetuned=finetuned)
-        self._accounts[caller.key].open_task(cost, max_active_tasks=self._config.max_active_tasks)
+        self._accounts[caller.key].open_task(cost)
         task, job = self._fill_task(caller, values, images, style)
         self._runtime.spawn(self._run_fill(task, job, cost))
         return _submitted(caller, task, images, cost)
@@ -241,6 +240,11 @@ class Provider:
 
     def credits(self, caller: Caller) -> dict[str, Any]:
         return {"credits": float(self._accounts[caller.key].credits)}
+
+    def set_credits(self, key: str, credits: float) -> dict[str, Any]:
+        """Set `key`'s balance (opening its account if need be), for the admin API."""
+        self._accounts[key].set_credits(Decimal(str(credits)))
+        return {"credits": float(self._accounts[key].credits)}
 
     def stats(self) -> dict[str, Any]:
         """Per-key counters for the admin API."""

@@ -4,12 +4,15 @@ The same endpoints are served once per flavour: BFL's under `/v1` with `x-key`, 
 CometAPI's under `/flux/v1` with `Authorization: Bearer`. Delivery URLs live outside
 both, unauthenticated but signed. Injected faults (`emulator.faults`) strike here,
 before or after the `Provider` call, so the provider itself never knows of them.
+Withdrawn endpoints (`EmulatorConfig.withdrawn`) are left out of both flavours, so
+they answer 404 `{"detail": "Not Found"}` before any key is checked, as FastAPI
+answers for a path the provider no longer serves.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -51,27 +54,33 @@ class ProviderApi:
         *,
         faults: FaultInjector,
         public_url: str | None,
+        withdrawn: Collection[str] = (),
     ) -> None:
         self._provider = provider
         self._faults = faults
         self._keys = keys
         self._flavor = flavor
         self._public_url = public_url.rstrip("/") if public_url else None
+        self._withdrawn = frozenset(withdrawn)
 
     def mount(self) -> Mount:
+        """The flavour's endpoints under its prefix, less the withdrawn ones."""
         return Mount(
             self._flavor.api_prefix,
-            routes=[
-                Route("/flux-pro-1.0-fill-finetuned", self.fill_finetuned, methods=["POST"]),
-                Route("/flux-pro-1.0-fill", self.fill, methods=["POST"]),
-                Route("/get_result", self.get_result, methods=["GET"]),
-                Route("/finetune", self.finetune, methods=["POST"]),
-                Route("/finetune_details", self.finetune_details, methods=["GET"]),
-                Route("/my_finetunes", self.my_finetunes, methods=["GET"]),
-                Route("/delete_finetune", self.delete_finetune, methods=["POST"]),
-                Route("/credits", self.credits, methods=["GET"]),
-            ],
+            routes=[route for route in self._routes() if route.path[1:] not in self._withdrawn],
         )
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/flux-pro-1.0-fill-finetuned", self.fill_finetuned, methods=["POST"]),
+            Route("/flux-pro-1.0-fill", self.fill, methods=["POST"]),
+            Route("/get_result", self.get_result, methods=["GET"]),
+            Route("/finetune", self.finetune, methods=["POST"]),
+            Route("/finetune_details", self.finetune_details, methods=["GET"]),
+            Route("/my_finetunes", self.my_finetunes, methods=["GET"]),
+            Route("/delete_finetune", self.delete_finetune, methods=["POST"]),
+            Route("/credits", self.credits, methods=["GET"]),
+        ]
 
     async def fill_finetuned(self, request: Request) -> Response:
         return await self._submit_fill(request, finetuned=True)
@@ -148,11 +157,19 @@ def delivery_route(provider: Provider, faults: FaultInjector) -> Route:
 
 
 def api_routes(
-    provider: Provider, keys: KeyCheck, *, faults: FaultInjector, public_url: str | None
+    provider: Provider,
+    keys: KeyCheck,
+    *,
+    faults: FaultInjector,
+    public_url: str | None,
+    withdrawn: Collection[str] = (),
 ) -> list[BaseRoute]:
-    """Every flavour of the provider API, and the delivery route."""
+    """Every flavour of the provider API, less the `withdrawn` endpoints, and the
+    delivery route."""
     mounts: list[BaseRoute] = [
-        ProviderApi(provider, keys, flavor, faults=faults, public_url=public_url).mount()
+        ProviderApi(
+            provider, keys, flavor, faults=faults, public_url=public_url, withdrawn=withdrawn
+        ).mount()
         for flavor in FLAVORS
     ]
     return [*mounts, delivery_route(provider, faults)]

@@ -59,3 +59,6 @@ RESULT_QUERY_FIELDS = (Field("id", Kind.STRING),)
 
 # POST /admin/expire
 EXPIRE_FIELDS = (Field("task_id", Kind.STRING),)
+
+# PUT /admin/accounts/credits
+ACCOUNT_CREDITS_FIELDS = (Field("key", Kind.STRING), Field("credits", Kind.NUMBER, ge=0))

@@ -46,6 +46,7 @@ def test_stats_keep_the_high_water_mark(make_client) -> None:
 
     assert (during["active_tasks"], during["active_tasks_high_water"]) == (3, 3)
     assert after == {
+        "max_active_tasks": 24,
         "active_tasks": 0,
         "active_tasks_high_water": 3,
         "submitted_tasks": 3,
