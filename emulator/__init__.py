@@ -11,7 +11,8 @@ Served paths: the API under `/v1/...` (`x-key` header) and again under `/flux/v1
 `delete_finetune`, `credits`; plus `/delivery/<task_id>/sample.<ext>` (signed result
 downloads), `/healthz`, and the admin API (header `x-admin-token`): `GET /admin/stats`,
 `GET /admin/tasks`, `GET`/`PUT /admin/faults` (partial JSON update, 422 listing bad
-fields) and `POST /admin/expire {"task_id"}` (the task then reads `Task not found`).
+fields), `POST /admin/expire {"task_id"}` (the task then reads `Task not found`) and
+`PUT /admin/accounts/credits {"key", "credits"}` (sets that key's balance).
 
 Choices where the provider is silent: a fill costs 5 credits per output megapixel,
 a finetuned fill 8, rounded up to 0.01 credit; training is free. `get_result` for an
@@ -23,10 +24,15 @@ A moderated submit answers 200 with an id and cost 0; get_result then says
 
 Configuration (`emulator.config.EmulatorConfig.from_environ`), one variable per knob:
 
-    FILLPIPE_EMULATOR_API_KEYS                 accepted keys, comma-separated; empty
-                                               accepts any non-empty key (default empty)
+    FILLPIPE_EMULATOR_API_KEYS                 accepted keys, comma-separated; with ACCOUNTS'
+                                               keys; both empty accepts any non-empty key
+    FILLPIPE_EMULATOR_ACCOUNTS                 JSON: key -> {"slots", "credits"}, each key's
+                                               own limits; one left out is the default (empty)
     FILLPIPE_EMULATOR_INITIAL_CREDITS          credits each key starts with (1000)
     FILLPIPE_EMULATOR_MAX_ACTIVE_TASKS         Pending tasks allowed per key, else 429 (24)
+    FILLPIPE_EMULATOR_WITHDRAWN                endpoints answered 404 in both flavours,
+                                               comma-separated: finetune, finetune_details,
+                                               my_finetunes, delete_finetune, credits (empty)
     FILLPIPE_EMULATOR_LATENCY_BASE_S           seconds a task stays Pending at least (0.5)
     FILLPIPE_EMULATOR_LATENCY_PER_MP_S         extra seconds per megapixel (0.5)
     FILLPIPE_EMULATOR_LATENCY_JITTER_S         uniform jitter, +/- seconds (0.1)

@@ -192,11 +192,13 @@ def download(client: TestClient, result: dict[str, Any]) -> bytes:
     return response.content
 
 
-def train_finetune(client: TestClient, headers: dict[str, str] = AUTH, **overrides: Any) -> str:
-    """Create a finetune and wait until it is Ready; its id."""
-    response = client.post("/v1/finetune", json=finetune_body(**overrides), headers=headers)
+def train_finetune(
+    client: TestClient, headers: dict[str, str] = AUTH, *, prefix: str = "/v1", **overrides: Any
+) -> str:
+    """Create a finetune through the flavour at `prefix` and wait until it is Ready; its id."""
+    response = client.post(f"{prefix}/finetune", json=finetune_body(**overrides), headers=headers)
     assert response.status_code == 200, response.text
     finetune_id: str = response.json()["finetune_id"]
-    result = wait_for_final(client, f"/v1/get_result?id={finetune_id}", headers)
+    result = wait_for_final(client, f"{prefix}/get_result?id={finetune_id}", headers)
     assert result["status"] == "Ready", result
     return finetune_id

@@ -1,6 +1,10 @@
 import pytest
 
+from emulator.account_limits import AccountLimits
 from emulator.config import EmulatorConfig, env_name
+
+ACCOUNTS = "FILLPIPE_EMULATOR_ACCOUNTS"
+SECRET_KEY = "sk-very-secret"
 
 
 def test_defaults_match_the_provider() -> None:
@@ -22,6 +26,8 @@ def test_defaults_match_the_provider() -> None:
     assert config.worker_threads == 2
     assert config.admin_token == ""
     assert config.seed is None
+    assert config.accounts == {}
+    assert config.withdrawn == ()
 
 
 def test_each_start_gets_its_own_signing_key() -> None:
@@ -94,3 +100,91 @@ def test_repr_hides_the_secrets() -> None:
     assert "s3cret" not in shown
     assert "adm-token" not in shown
     assert "latency_base_s=0.5" in shown
+
+
+def test_reads_accounts_and_withdrawn_endpoints() -> None:
+    config = EmulatorConfig.from_environ(
+        {
+            ACCOUNTS: '{"key-a": {"slots": 3, "credits": 100}, "key-b": {"slots": 5}, '
+            '"key-c": {"credits": null}}',
+            "FILLPIPE_EMULATOR_WITHDRAWN": "finetune, credits",
+        }
+    )
+
+    assert config.accounts == {
+        "key-a": AccountLimits(slots=3, credits=100),
+        "key-b": AccountLimits(slots=5),
+        "key-c": AccountLimits(),
+    }
+    assert config.withdrawn == ("finetune", "credits")
+
+
+def test_an_account_falls_back_to_the_defaults_for_what_it_leaves_out() -> None:
+    config = EmulatorConfig(
+        initial_credits=7,
+        max_active_tasks=9,
+        accounts={"key-a": AccountLimits(slots=3), "key-b": AccountLimits(credits=0)},
+    )
+
+    assert config.limits("key-a") == (3, 7)
+    assert config.limits("key-b") == (9, 0)
+    assert config.limits("key-z") == (9, 7)
+
+
+@pytest.mark.parametrize("value", ["", "  ", "{}"])
+def test_empty_accounts_mean_none(value: str) -> None:
+    assert EmulatorConfig.from_environ({ACCOUNTS: value}).accounts == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "not a JSON object"),
+        (f'{{"{SECRET_KEY}": 3}}', "account #1: its limits must be a JSON object"),
+        (f'{{"{SECRET_KEY}": {{"slot": 3}}}}', "unknown field(s) slot"),
+        (f'{{"a": {{}}, "{SECRET_KEY}": {{"slots": 0}}}}', "account #2: slots"),
+        (f'{{"{SECRET_KEY}": {{"slots": 2.5}}}}', "slots"),
+        (f'{{"{SECRET_KEY}": {{"slots": true}}}}', "slots"),
+        (f'{{"{SECRET_KEY}": {{"credits": -1}}}}', "credits"),
+        (f'{{"{SECRET_KEY}": {{"credits": "5"}}}}', "credits"),
+        (f'{{"{SECRET_KEY}": {{"credits": NaN}}}}', "NaN"),
+        ('{"": {"slots": 1}}', "must not be empty"),
+    ],
+)
+def test_bad_accounts_are_refused_naming_the_variable_but_no_key(value: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=ACCOUNTS) as refused:
+        EmulatorConfig.from_environ({ACCOUNTS: value})
+
+    assert problem in str(refused.value)
+    assert SECRET_KEY not in str(refused.value)
+
+
+def test_bad_account_limits_are_refused_when_built_directly() -> None:
+    with pytest.raises(ValueError, match="slots"):
+        AccountLimits(slots=0)
+    with pytest.raises(ValueError, match=ACCOUNTS):
+        EmulatorConfig(accounts={"": AccountLimits()})
+
+
+def test_an_unknown_withdrawn_endpoint_is_refused_naming_the_variable() -> None:
+    with pytest.raises(ValueError, match="FILLPIPE_EMULATOR_WITHDRAWN") as refused:
+        EmulatorConfig.from_environ({"FILLPIPE_EMULATOR_WITHDRAWN": "credits,fill"})
+
+    assert "fill" in str(refused.value)
+
+
+def test_repr_hides_the_account_keys() -> None:
+    config = EmulatorConfig(accounts={SECRET_KEY: AccountLimits(slots=3)})
+
+    assert SECRET_KEY not in repr(config)
+
+
+def test_accounts_cannot_be_changed_after_the_start() -> None:
+    given = {"key-a": AccountLimits(slots=3)}
+    config = EmulatorConfig(accounts=given)
+    given["key-b"] = AccountLimits()
+
+    assert list(config.accounts) == ["key-a"]
+    with pytest.raises(TypeError):
+        config.accounts["key-c"] = AccountLimits()  # type: ignore[index]

@@ -61,6 +61,36 @@ def test_details_report_the_settings_and_what_was_learned(client: TestClient, cl
     assert reported["style"]["palette"][:2] == ["#dc1e28", "#fad214"]
 
 
+def test_details_report_the_default_settings(client: TestClient) -> None:
+    finetune_id = train_finetune(client)
+
+    reported = client.get(f"/v1/finetune_details?finetune_id={finetune_id}", headers=AUTH).json()[
+        "finetune_details"
+    ]
+
+    assert (reported["iterations"], reported["finetune_type"], reported["trigger_word"]) == (
+        300,
+        "full",
+        "TOK",
+    )
+    assert reported["created_at"] == "2030-03-17T17:46:40+00:00"
+
+
+@pytest.mark.parametrize("mode", ["general", "character", "style", "product"])
+def test_every_mode_and_a_lora_are_accepted(client: TestClient, mode: str) -> None:
+    finetune_id = train_finetune(client, mode=mode, finetune_type="lora", iterations=1000)
+
+    reported = client.get(f"/v1/finetune_details?finetune_id={finetune_id}", headers=AUTH).json()[
+        "finetune_details"
+    ]
+
+    assert (reported["mode"], reported["finetune_type"], reported["iterations"]) == (
+        mode,
+        "lora",
+        1000,
+    )
+
+
 def test_list_and_delete(client: TestClient, clock: Clock) -> None:
     first = train_finetune(client)
     second = train_finetune(client)
@@ -156,6 +186,8 @@ def test_a_bad_training_zip_is_a_422(client: TestClient, file_data: str, message
         ("learning_rate", 0.0051, "less_than_equal"),
         ("lora_rank", 8, "literal_error"),
         ("priority", "fast", "literal_error"),
+        ("finetune_type", "partial", "literal_error"),
+        ("iterations", 300.0, "int_type"),
         ("finetune_comment", None, "string_type"),
     ],
 )
