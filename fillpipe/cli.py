@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from fillpipe.credits_cli import credits
+from fillpipe.finetunes_cli import finetunes
 from fillpipe.output import exit_on_known_errors
 from fillpipe.rules_cli import rules
 from fillpipe.watch_cli import watch
@@ -314,3 +316,5 @@ def emulator(host: str, port: int) -> None:
 
 main.add_command(rules)
 main.add_command(watch)
+main.add_command(finetunes)
+main.add_command(credits)

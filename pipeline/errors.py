@@ -24,6 +24,8 @@
     │   ├── AccountProblem          the account cannot submit: pause every batch
     │   │   ├── OutOfCredits        402: top up, then `fillpipe resume`
     │   │   └── KeyRejected         401/403: fix the API key, then `fillpipe resume`
+    │   ├── EndpointWithdrawn       404/405/410 for an endpoint's path: the provider no
+    │   │                           longer offers it (finetune creation, say)
     │   ├── ResultUnavailable       the task ended without a usable result
     │   │   ├── ExpiredResultUrl    the signed download URL expired: re-read it from the
     │   │   │                       polling URL
@@ -180,6 +182,27 @@ class OutOfCredits(AccountProblem):
 
 class KeyRejected(AccountProblem):
     """The provider refused the API key (401/403)."""
+
+
+class EndpointWithdrawn(PermanentError):
+    """The provider no longer offers an endpoint: its path answered 404, 405 or 410.
+
+    `what` names what the endpoint did ("finetune creation"), `request` its method and
+    path ("POST /v1/finetune"); the message says both, the status and the provider's URL.
+    """
+
+    def __init__(self, what: str, request: str, status_code: int, base_url: str) -> None:
+        super().__init__(what, request, status_code, base_url)
+        self.what = what
+        self.request = request
+        self.status_code = status_code
+        self.base_url = base_url
+
+    def __str__(self) -> str:
+        return (
+            f"the provider at {self.base_url} no longer offers {self.what} "
+            f"({self.request} answered {self.status_code})"
+        )
 
 
 class ResultUnavailable(PermanentError):

@@ -24,6 +24,7 @@ import httpx
 from pipeline.accounts import Accounts, ProviderAccount, ProviderFlavor
 from pipeline.errors import (
     AmbiguousSubmit,
+    EndpointWithdrawn,
     KeyRejected,
     OutOfCredits,
     ProviderRejected,
@@ -38,6 +39,10 @@ CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
 MAX_CONNECTIONS = 64
 _PATH_PREFIX: dict[ProviderFlavor, str] = {"bfl": "/v1", "cometapi": "/flux/v1"}
+# Statuses by which a provider says a path is not (or no longer) served; a 404 counts
+# only with the web framework's bare "Not Found", since unknown finetunes answer 404 too.
+_WITHDRAWN_STATUSES = frozenset({404, 405, 410})
+_ROUTE_NOT_FOUND = "Not Found"
 
 
 class TaskStatus(StrEnum):
@@ -73,6 +78,8 @@ class TaskResult:
     sample_url: str | None = None
     seed: int | None = None
     details: str = ""
+    # 0..1 while a task (a finetune's training, say) runs, when the provider says.
+    progress: float | None = None
 
     def __repr__(self) -> str:
         # The sample URL carries a signature: never show it.
@@ -155,47 +162,65 @@ class ProviderClient:
         return _task_result(_json_object(response, ProviderUnavailable))
 
     def create_finetune(
-        self, zip_bytes: bytes, *, comment: str, trigger_word: str, mode: str = "style"
+        self,
+        zip_bytes: bytes,
+        *,
+        comment: str,
+        trigger_word: str,
+        mode: str = "style",
+        iterations: int | None = None,
+        finetune_type: str | None = None,
     ) -> str:
         """Start training a finetune from a zip of images; return its id.
 
-        Training runs at the provider; its progress is read with `get_result` on
-        `fallback_polling_url(finetune_id)`.
+        `iterations` and `finetune_type` (`full` or `lora`) are sent only when given, so
+        the provider's defaults (300, `full`) apply otherwise. Training runs at the
+        provider; its progress is read with `get_result` on `fallback_polling_url(id)`.
+        `EndpointWithdrawn` when the provider no longer offers finetune creation.
         """
-        body = {
+        body: dict[str, Any] = {
             "file_data": base64.b64encode(zip_bytes).decode(),
             "finetune_comment": comment,
             "trigger_word": trigger_word,
             "mode": mode,
         }
-        try:
-            response = self._http.post(
-                f"{self._base_url}{self._prefix}/finetune", json=body, headers=self._auth_headers
-            )
-        except httpx.HTTPError as error:
-            raise ProviderUnavailable(f"finetune request failed: {type(error).__name__}") from None
-        if response.status_code >= 500:
-            raise ProviderUnavailable(f"provider answered {response.status_code} to finetune")
-        _raise_for_client_error(response)
-        finetune_id = _json_object(response, ProviderUnavailable).get("finetune_id")
+        if iterations is not None:
+            body["iterations"] = iterations
+        if finetune_type is not None:
+            body["finetune_type"] = finetune_type
+        answer = self.request_json("POST", "finetune", what="finetune creation", body=body)
+        finetune_id = answer.get("finetune_id")
         if not isinstance(finetune_id, str) or not finetune_id:
             raise ProviderUnavailable("provider's finetune answer has no finetune_id")
         return finetune_id
 
-    def my_finetunes(self) -> list[str]:
-        """The ids of the account's own finetunes."""
-        url = f"{self._base_url}{self._prefix}/my_finetunes"
+    def request_json(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One request to a management endpoint (`my_finetunes`, `credits`…), its JSON
+        object answered; `what` names the endpoint's purpose in errors, which are
+        `ProviderUnavailable` (unreachable, 5xx, not JSON), `EndpointWithdrawn`
+        (404/405/410 for the path), `KeyRejected` (401/403), `OutOfCredits`,
+        `RateLimited` and `ProviderRejected` (any other 4xx)."""
+        path = f"{self._prefix}/{endpoint}"
         try:
-            response = self._http.get(url, headers=self._auth_headers)
+            response = self._http.request(
+                method, self._base_url + path, params=params, json=body, headers=self._auth_headers
+            )
         except httpx.HTTPError as error:
-            raise ProviderUnavailable(f"my_finetunes failed: {type(error).__name__}") from None
+            raise ProviderUnavailable(f"{what} failed: {type(error).__name__}") from None
         if response.status_code >= 500:
-            raise ProviderUnavailable(f"provider answered {response.status_code} to my_finetunes")
+            raise ProviderUnavailable(f"provider answered {response.status_code} to {what}")
+        if _is_withdrawn(response):
+            raise EndpointWithdrawn(what, f"{method} {path}", response.status_code, self._base_url)
         _raise_for_client_error(response)
-        ids = _json_object(response, ProviderUnavailable).get("finetunes")
-        if not isinstance(ids, list):
-            raise ProviderUnavailable("provider's my_finetunes answer has no finetunes list")
-        return [str(finetune_id) for finetune_id in ids]
+        return _json_object(response, ProviderUnavailable)
 
     def fallback_polling_url(self, task_id: str) -> str:
         return f"{self._base_url}{self._prefix}/get_result?{urlencode({'id': task_id})}"
@@ -262,6 +287,21 @@ def _site(host: str | None) -> str:
     if all(label.isdigit() for label in labels):
         return host
     return ".".join(labels[-2:])
+
+
+def _is_withdrawn(response: httpx.Response) -> bool:
+    """Whether the answer says the path itself is not served (not that a finetune or
+    task it names is unknown: those answer 404 with their own message)."""
+    status = response.status_code
+    if status not in _WITHDRAWN_STATUSES:
+        return False
+    if status != 404:
+        return True
+    try:
+        data = response.json()
+    except ValueError:
+        return True
+    return not isinstance(data, dict) or data.get("detail", _ROUTE_NOT_FOUND) == _ROUTE_NOT_FOUND
 
 
 def _raise_for_client_error(response: httpx.Response) -> None:
@@ -338,4 +378,10 @@ def _task_result(data: Mapping[str, Any]) -> TaskResult:
         sample_url=sample if isinstance(sample, str) else None,
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
         details=_describe(data.get("details") or ""),
+        progress=_number(data.get("progress")),
     )
+
+
+def _number(value: object) -> float | None:
+    """A JSON number as a float; None for anything else (booleans included)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

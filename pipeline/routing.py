@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from pipeline.accounts import Accounts
 from pipeline.errors import FillpipeError, ProviderUnavailable
+from pipeline.finetunes import my_finetunes
 from pipeline.provider import Providers
 from pipeline.settings import Settings
 
@@ -108,7 +109,7 @@ class AccountRouter:
             cached = self._listings.get(account)
         if cached is not None and self._clock() - cached.read_at < self._cache_s:
             return cached.finetune_ids
-        listed = frozenset(self._providers[account].my_finetunes())
+        listed = frozenset(my_finetunes(self._providers[account]))
         log.info("account %s lists %d finetunes", account, len(listed))
         with self._lock:
             self._listings[account] = _Listing(listed, self._clock())

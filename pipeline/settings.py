@@ -156,6 +156,16 @@ class Settings:
         return f"Settings({', '.join(shown)})"
 
 
+def accounts_from_environ(environ: Mapping[str, str] | None = None) -> Accounts:
+    """Only the provider accounts, as `Settings.from_environ` reads them, for commands
+    that talk to the provider alone (`finetunes`, `credits`): they need no Redis, S3 or
+    signing key. `ConfigError` lists every problem with the accounts' settings."""
+    env = _Env(os.environ if environ is None else environ)
+    accounts = env.accounts()
+    env.raise_problems()
+    return accounts
+
+
 def _maybe_secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
 
