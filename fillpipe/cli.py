@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from fillpipe.check_cli import check
 from fillpipe.output import exit_on_known_errors
 from fillpipe.rules_cli import rules
 from fillpipe.watch_cli import watch
@@ -314,3 +315,4 @@ def emulator(host: str, port: int) -> None:
 
 main.add_command(rules)
 main.add_command(watch)
+main.add_command(check)
