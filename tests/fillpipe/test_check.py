@@ -25,12 +25,12 @@ def check(env: dict[str, str], *args: str):
     return run_fillpipe("check", "--timeout-s", "2", *args, env=env, timeout_s=60)
 
 
-def lines_by_check(stdout: str) -> dict[str, str]:
+def lines_by_check(stdout: str, names: list[str] = CHECKS) -> dict[str, str]:
     """Each stdout line by its check's name (`FAIL  account default  …` → `account
     default`): lines are `STATUS  NAME  TEXT`, columns aligned."""
     found: dict[str, str] = {}
     for line in stdout.splitlines():
-        name = next(name for name in CHECKS if line.split(None, 1)[1].startswith(name + " "))
+        name = next(name for name in names if line.split(None, 1)[1].startswith(name + " "))
         found[name] = line
     return found
 
@@ -120,6 +120,36 @@ def test_polling_needs_no_public_url(env):
 
     assert result.returncode == 0, result.stdout
     assert "polling (FILLPIPE_CALLBACKS=off)" in lines_by_check(result.stdout)["callbacks"]
+
+
+def test_each_account_of_an_accounts_file_is_checked(env, tmp_path):
+    accounts_file = tmp_path / "accounts.toml"
+    accounts_file.write_text(
+        '[accounts.brand-a]\nkey_env = "BFL_KEY_A"\n\n'
+        '[accounts.brand-b]\nflavor = "cometapi"\nkey_env = "COMET_KEY_B"\n'
+    )
+    wrong = "wrong-comet-key-0123456789"
+
+    result = check(
+        {
+            **env,
+            "FILLPIPE_ACCOUNTS_FILE": str(accounts_file),
+            "BFL_KEY_A": env["FILLPIPE_PROVIDER_KEY"],
+            "COMET_KEY_B": wrong,
+        }
+    )
+
+    assert result.returncode == 1
+    names = ["settings", "account brand-a", "account brand-b", *CHECKS[2:]]
+    lines = lines_by_check(result.stdout, names)
+    assert list(lines) == names
+    assert lines["account brand-a"].startswith("ok ")
+    assert "(bfl)" in lines["account brand-a"]
+    failing = lines["account brand-b"]
+    assert failing.startswith("FAIL ")
+    assert "the provider refused the key of account brand-b (403)" in failing
+    assert "the environment variable COMET_KEY_B" in failing
+    assert wrong not in result.stdout + result.stderr
 
 
 def test_invalid_settings_are_bad_usage(env):

@@ -86,7 +86,7 @@ def s3_settings(env: dict[str, str], **changes: object) -> Settings:
             "FILLPIPE_SIGNING_KEY": "s" * 40,
         }
     )
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(settings, **changes)
 
 
 def closed_port() -> int:
