@@ -109,8 +109,10 @@ def _probe(s3: S3Client, bucket: str, endpoint: str) -> CheckResult:
         if _code(error) != _DENIED:
             raise
         return _missing(probe, ["s3:PutObject", "s3:PutObjectTagging"])
-    missing, problems = _read_back(s3, probe, token, body)
-    deleted = _delete(s3, probe)
+    try:
+        missing, problems = _read_back(s3, probe, token, body)
+    finally:  # whatever the reads met, the probe does not stay
+        deleted = _delete(s3, probe)
     return _outcome(probe, endpoint, missing, problems, deleted)
 
 
