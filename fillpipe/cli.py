@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from fillpipe.check_cli import check
 from fillpipe.credits_cli import credits
 from fillpipe.finetunes_cli import finetunes
 from fillpipe.output import exit_on_known_errors
@@ -318,3 +319,4 @@ main.add_command(rules)
 main.add_command(watch)
 main.add_command(finetunes)
 main.add_command(credits)
+main.add_command(check)
