@@ -1,6 +1,8 @@
 """Collecting one job's result: ask the provider, store the output in S3 with its tags.
 
 The callback only says "look now": the outcome is what the task's polling URL reports.
+With callbacks off the poller queues the collects (`pipeline.polling`), and a task still
+running is filed for its next poll.
 The job's slot is given back as soon as the provider says the task has ended, before
 the download, and the dispatcher fills it in the same step. The output is written in
 one PutObject with its tags, metadata and `If-None-Match: *`, so an attempt creates
@@ -23,6 +25,7 @@ from pipeline.errors import (
 from pipeline.images import check_result
 from pipeline.models import CONTENT_TYPES, JobRecord, JobRef
 from pipeline.moves import back_in_line, end_job
+from pipeline.polling import file_next_poll
 from pipeline.provider import TaskResult, TaskStatus
 from pipeline.runtime import Runtime
 from pipeline.states import JobState
@@ -89,6 +92,8 @@ def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
     result = rt.providers[record.account].get_result(polling_url)
     if result.status is TaskStatus.PENDING:
         release_collect(rt, record.ref, record.attempt)  # the callback came early
+        if not rt.settings.callbacks:  # polling: ask again soon
+            file_next_poll(rt, record.ref, record.attempt)
         return JobState.AWAITING_RESULT
     rt.ledger.slots.release(record.ref, record.attempt)  # the provider's task has ended
     if result.status is TaskStatus.NOT_FOUND:
