@@ -78,22 +78,23 @@ def polling_url_of(rt: Runtime, record: JobRecord) -> str | None:
 
 
 def release_collect(rt: Runtime, ref: JobRef, attempt: int) -> None:
-    """Put a collecting job back to awaiting its result, filed for the reconcile sweep."""
-    rt.ledger.jobs.transition(
+    """Put a collecting job back to awaiting its result, filed for the reconcile sweep
+    and, with callbacks off, for its next poll."""
+    moved = rt.ledger.jobs.transition(
         ref,
         from_states=_COLLECTING,
         to_state=JobState.AWAITING_RESULT,
         attempt=attempt,
         late_at=rt.clock() + rt.settings.deadlines.callback_late_s,
     )
+    if moved.applied and not rt.settings.callbacks:
+        file_next_poll(rt, ref, attempt)
 
 
 def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
     result = rt.providers[record.account].get_result(polling_url)
     if result.status is TaskStatus.PENDING:
-        release_collect(rt, record.ref, record.attempt)  # the callback came early
-        if not rt.settings.callbacks:  # polling: ask again soon
-            file_next_poll(rt, record.ref, record.attempt)
+        release_collect(rt, record.ref, record.attempt)  # a callback came early, or a poll
         return JobState.AWAITING_RESULT
     rt.ledger.slots.release(record.ref, record.attempt)  # the provider's task has ended
     if result.status is TaskStatus.NOT_FOUND:
