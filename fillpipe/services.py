@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from fillpipe.logs import configure_logging
 from pipeline.errors import ConfigError
+from pipeline.polling import mode_line
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
@@ -66,6 +67,7 @@ def build_receiver_app(settings: Settings) -> Starlette:
         recorder=CallbackRecorder.from_settings(settings),
         require_signature=settings.require_signature,
         events=_event_handlers(settings),
+        start_line=mode_line(settings),
     )
 
 

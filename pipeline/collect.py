@@ -1,6 +1,8 @@
 """Collecting one job's result: ask the provider, store the output in S3 with its tags.
 
 The callback only says "look now": the outcome is what the task's polling URL reports.
+With callbacks off the poller queues the collects (`pipeline.polling`), and a task still
+running is filed for its next poll.
 The job's slot is given back as soon as the provider says the task has ended, before
 the download, and the dispatcher fills it in the same step. The output is written in
 one PutObject with its tags, metadata and `If-None-Match: *`, so an attempt creates
@@ -23,6 +25,7 @@ from pipeline.errors import (
 from pipeline.images import check_result
 from pipeline.models import CONTENT_TYPES, JobRecord, JobRef
 from pipeline.moves import back_in_line, end_job
+from pipeline.polling import file_next_poll
 from pipeline.provider import TaskResult, TaskStatus
 from pipeline.runtime import Runtime
 from pipeline.states import JobState
@@ -75,20 +78,23 @@ def polling_url_of(rt: Runtime, record: JobRecord) -> str | None:
 
 
 def release_collect(rt: Runtime, ref: JobRef, attempt: int) -> None:
-    """Put a collecting job back to awaiting its result, filed for the reconcile sweep."""
-    rt.ledger.jobs.transition(
+    """Put a collecting job back to awaiting its result, filed for the reconcile sweep
+    and, with callbacks off, for its next poll."""
+    moved = rt.ledger.jobs.transition(
         ref,
         from_states=_COLLECTING,
         to_state=JobState.AWAITING_RESULT,
         attempt=attempt,
         late_at=rt.clock() + rt.settings.deadlines.callback_late_s,
     )
+    if moved.applied and not rt.settings.callbacks:
+        file_next_poll(rt, ref, attempt)
 
 
 def _collect(rt: Runtime, record: JobRecord, polling_url: str) -> JobState:
     result = rt.providers[record.account].get_result(polling_url)
     if result.status is TaskStatus.PENDING:
-        release_collect(rt, record.ref, record.attempt)  # the callback came early
+        release_collect(rt, record.ref, record.attempt)  # a callback came early, or a poll
         return JobState.AWAITING_RESULT
     rt.ledger.slots.release(record.ref, record.attempt)  # the provider's task has ended
     if result.status is TaskStatus.NOT_FOUND:

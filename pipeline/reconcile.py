@@ -8,7 +8,10 @@
     awaiting_mask    its mask did not land in time: queued if it is there after all
                      (its event was missed), else failed
 
-A lost webhook therefore delays a job by `callback_late_s` but never loses it. Each job
+A lost webhook therefore delays a job by `callback_late_s` but never loses it. With
+callbacks off the poller polls every active task (`pipeline.polling`); a task it has not
+polled within `callback_late_s` (no worker ran its poller) is polled here, and a collect
+that finds it still running files it for the poller again. Each job
 is re-filed with a later deadline in the same step, so the next sweep does not repeat
 it. The sweep also runs the dispatcher, in case a wake-up was lost.
 """

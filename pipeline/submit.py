@@ -5,6 +5,7 @@
     reserve   its estimated cost out of the batch's budget
     slot      a provider slot: at once if one is free, else the next to come free
     POST      the paid request, with webhook_url and webhook_secret for this attempt
+              (callbacks off: without them, and the task is polled: `pipeline.polling`)
     record    the provider's task (or why there is none) in the ledger
 
 The slot is taken last, with the request ready, so a slot coming free waits for no more
@@ -34,6 +35,7 @@ from pipeline.images import ImageInfo, check_edit_inputs, inputs_digest
 from pipeline.ledger.slots import MAX_WAIT_S
 from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line, backoff_s, end_job
+from pipeline.polling import file_first_poll
 from pipeline.provider import Submission, encode_body
 from pipeline.runtime import Runtime
 from pipeline.states import JobState
@@ -120,8 +122,9 @@ def check(rt: Runtime, record: JobRecord) -> Request:
     body["image"] = base64.b64encode(image).decode()
     if mask is not None:
         body["mask"] = base64.b64encode(mask).decode()
-    body["webhook_url"] = rt.callback_url(rt.signer.token(spec.ref, record.attempt))
-    body["webhook_secret"] = rt.signer.webhook_secret(spec.ref, record.attempt)
+    if rt.settings.callbacks:  # else the task is polled (`pipeline.polling`)
+        body["webhook_url"] = rt.callback_url(rt.signer.token(spec.ref, record.attempt))
+        body["webhook_secret"] = rt.signer.webhook_secret(spec.ref, record.attempt)
     return Request(encode_body(body), info)
 
 
@@ -221,9 +224,13 @@ def _refused(rt: Runtime, record: JobRecord, error: Exception) -> JobState | Non
 def record_task(
     rt: Runtime, record: JobRecord, submission: Submission, estimate: float
 ) -> JobState:
-    """The provider took the job: its task, polling URL and cost, awaiting the result."""
+    """The provider took the job: its task, polling URL and cost, awaiting the result.
+
+    With callbacks off its task is also filed to be polled `FIRST_POLL_S` from now; the
+    sweep's deadline stays `callback_late_s`, for a task nothing polls."""
     rt.ledger.account(record.account).provider_fine()
     cost = submission.cost_credits if submission.cost_credits is not None else estimate
+    now = rt.clock()
     rt.ledger.jobs.transition(
         record.ref,
         from_states=[JobState.SUBMITTING],
@@ -234,10 +241,13 @@ def record_task(
             "polling_url": submission.polling_url,
             "cost_credits": submission.cost_credits,
             "input_troubles": None,
+            "submitted_at": now,
         },
         cost_delta=cost,
-        late_at=rt.clock() + rt.settings.deadlines.callback_late_s,
+        late_at=now + rt.settings.deadlines.callback_late_s,
     )
+    if not rt.settings.callbacks:
+        file_first_poll(rt, record.ref, record.attempt)
     return JobState.AWAITING_RESULT
 
 

@@ -57,9 +57,11 @@ def create_app(
     require_signature: bool = False,
     max_body_bytes: int = MAX_CALLBACK_BYTES,
     events: EventHandlers | None = None,
+    start_line: str | None = None,
 ) -> Starlette:
     """The receiver app; its collaborators are built by the caller (the composition root).
-    With `events`, it also takes storage events.
+    With `events`, it also takes storage events. `start_line` is logged as it starts
+    (which callbacks mode the deployment runs in).
 
     The app closes `recorder` (and `events`) when it shuts down.
     """
@@ -69,6 +71,7 @@ def create_app(
         require_signature=require_signature,
         max_body_bytes=max_body_bytes,
         events=events,
+        start_line=start_line,
     )
     routes = [
         Route(CALLBACK_ROUTE, receiver.callback, methods=["POST"]),
@@ -96,8 +99,10 @@ class ReceiverHandlers:
         require_signature: bool,
         max_body_bytes: int,
         events: EventHandlers | None = None,
+        start_line: str | None = None,
     ) -> None:
         self._events = events
+        self._start_line = start_line
         self._signer = signer
         self._recorder = recorder
         self._require_signature = require_signature
@@ -162,7 +167,10 @@ class ReceiverHandlers:
 
     @asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
-        """Close the recorder (and the event intake) when the app shuts down."""
+        """Say the start line as the app starts; close the recorder (and the event
+        intake) when it shuts down."""
+        if self._start_line:
+            log.info("%s", self._start_line)
         yield
         await self._recorder.aclose()
         if self._events is not None:

@@ -1,5 +1,6 @@
 """The Celery app: JSON only, late acknowledgement (but for submits, see
-`workers.tasks.submit`), a thread pool, and the outbox relay.
+`workers.tasks.submit`), a thread pool, the outbox relay and, with callbacks off, the
+poller (`workers.poller`).
 
 Task names and queues are stable strings defined here; other processes send tasks by
 name through the broker and never import the task code.
@@ -38,6 +39,7 @@ PUBLISH_RETRY_POLICY = {
 def create_celery_app(settings: Settings) -> Celery:
     """The configured Celery app for `settings` (broker = the ledger's Redis)."""
     from workers.context import StopSignal
+    from workers.poller import PollerStep
     from workers.relay import RelayStep
 
     app = Celery("fillpipe", broker=settings.redis_url, include=["workers.tasks"])
@@ -72,5 +74,5 @@ def create_celery_app(settings: Settings) -> Celery:
             },
         },
     )
-    app.steps["worker"].update({RelayStep, StopSignal})
+    app.steps["worker"].update({RelayStep, PollerStep, StopSignal})
     return app

@@ -23,7 +23,8 @@ from fillpipe.output import say
 from fillpipe.stack.embedded import EmbeddedStack
 from fillpipe.stack.restarts import RestartPolicy
 from pipeline.errors import StackError
-from pipeline.settings import redact_url
+from pipeline.polling import mode_line
+from pipeline.settings import Settings, redact_url
 
 WATCH_INTERVAL_S = 0.5
 EXIT_FAILURE = 1
@@ -168,6 +169,7 @@ def _print_summary(stack: EmbeddedStack) -> None:
     for label, value, service in rows:
         origin = " (embedded)" if service in pids else ""
         click.echo(f"  {label:<9}{value}{origin}")
+    click.echo(f"  {mode_line(Settings.from_environ(env))}")
     running = ", ".join(f"{name} (pid {pid})" for name, pid in pids.items())
     click.echo(f"  running  {running}")
     click.echo(f"  logs     {stack.state.logs}/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 import redis
 
@@ -12,6 +13,15 @@ from pipeline.models import JobRecord, JobRef, JobSpec
 from pipeline.states import JobState, check_move
 
 READ_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ClaimedPolls:
+    """Polls claimed in one step: the jobs and attempts a collect was queued for, and
+    when the earliest poll left is due (None: none is filed)."""
+
+    jobs: list[tuple[JobRef, int]]
+    next_due_at: float | None
 
 
 class JobStore:
@@ -92,6 +102,26 @@ class JobStore:
     def unfile(self, ref: JobRef) -> None:
         """Take a job off the reconcile sweep's list (it needs no watching)."""
         self._redis.zrem(self._keys.awaiting, self._keys.job(ref))
+
+    def file_poll(self, ref: JobRef, attempt: int, at: float) -> None:
+        """File `attempt` of the job's task to be polled at `at` (callbacks off)."""
+        self._redis.zadd(self._keys.poll, {f"{attempt}|{self._keys.job(ref)}": at})
+
+    def claim_polls(self, *, limit: int, lease_s: float) -> ClaimedPolls:
+        """Take the polls due now, at most `limit`: a collect is queued for each, and
+        each is filed again `lease_s` later in the same step, so no other poller takes
+        it meanwhile (see `lua/claim_polls.lua`)."""
+        claim = self._scripts.claim_polls(limit=limit, lease_s=lease_s)
+        jobs = []
+        for entry in claim.entries:
+            attempt, job_key = entry.split("|", 1)
+            jobs.append((self._keys.ref(job_key), int(attempt)))
+        return ClaimedPolls(jobs, claim.next_due_at)
+
+    def submitted_at(self, ref: JobRef) -> float | None:
+        """When the provider took the job's task (None: not recorded)."""
+        value = self._redis.hget(self._keys.job(ref), "submitted_at")
+        return None if value is None else float(value)
 
     def _records(self, batch_id: str, ids: list[str]) -> Iterator[JobRecord]:
         if not ids:

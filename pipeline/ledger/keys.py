@@ -2,7 +2,7 @@
 
     job:<batch>:<job>        hash: spec (JSON), state, attempt, account, updated_at,
                              provider_task_id, polling_url, cost_credits, error, seed,
-                             input_troubles
+                             input_troubles, submitted_at
     batch:<batch>            hash: created_at, source, total, priority, n:<state> counters,
                              cost_credits, budget_credits, reserved_credits,
                              cursor:<account>, cancelled
@@ -28,6 +28,8 @@
                              slot is handed to it
     awaiting                 sorted set: job keys in flight, scored by when they are late
                              (the reconcile sweep reads it)
+    poll                     sorted set: "<attempt>|<job key>" of tasks to poll, scored by
+                             when (callbacks off; see `pipeline.polling`)
     callback:<batch>:<job>:<attempt>   set by the first final callback of an attempt
     results-stale            set: batches whose results.jsonl is behind the ledger
     outbox                   stream: work for the workers (see `pipeline.ledger.outbox`)
@@ -74,6 +76,7 @@ class Keys:
         self.prefix = prefix
         self.batches = f"{prefix}batches"
         self.awaiting = f"{prefix}awaiting"
+        self.poll = f"{prefix}poll"
         self.results_stale = f"{prefix}results-stale"
         self.outbox = f"{prefix}outbox"
 

@@ -115,6 +115,15 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class PollClaim:
+    """One run of `claim_polls`: the entries it claimed ("<attempt>|<job key>", each
+    given a collect) and when the earliest entry left is due (None: no entry left)."""
+
+    entries: list[str]
+    next_due_at: float | None
+
+
+@dataclass(frozen=True)
 class Callback:
     """One verified callback to record: the attempt it names, whether the provider says
     the task ended, and the task id it names."""
@@ -158,6 +167,7 @@ class Scripts:
                 "reserve_budget",
                 "accept_callbacks",
                 "add_triggered",
+                "claim_polls",
             )
         }
 
@@ -230,6 +240,10 @@ class Scripts:
             str(answer)
             for answer in run(keys=[], args=accept_callbacks_args(self.context, callbacks))
         ]
+
+    def claim_polls(self, *, limit: int, lease_s: float) -> PollClaim:
+        entries, head = self._call("claim_polls", limit=limit, lease_s=lease_s)
+        return PollClaim([str(entry) for entry in entries], float(head) if head else None)
 
     def add_triggered(
         self,

@@ -230,6 +230,7 @@ def test_fillpipe_up_stops_everything_on_sigterm(
     assert up.returncode == 0, output.decode()
     wait_for(lambda: no_process_left(pids), timeout_s=5, what="no process left")
     assert f"source {state}" in output.decode()
+    assert "  callbacks via http://127.0.0.1:" in output.decode()  # the receiver's URL
     for name in SECRET_NAMES:
         assert env[name] not in output.decode(), f"{name} was printed"
     assert not (state / "stack.env").exists()
