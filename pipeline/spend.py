@@ -39,9 +39,7 @@ def spend_to_come(ledger: Ledger, *, price_credits_per_mp: float) -> dict[str, S
             continue
         per_job, guessed = _cost_per_job(summary, price_credits_per_mp)
         for account, jobs in _open_jobs_by_account(ledger, summary.batch_id).items():
-            totals[account] = totals.get(account, SpendToCome()).plus(
-                jobs, jobs * per_job, guessed
-            )
+            totals[account] = totals.get(account, SpendToCome()).plus(jobs, jobs * per_job, guessed)
     return totals
 
 
@@ -55,7 +53,5 @@ def _cost_per_job(summary: BatchSummary, price_credits_per_mp: float) -> tuple[f
 
 def _open_jobs_by_account(ledger: Ledger, batch_id: str) -> Counter[str]:
     return Counter(
-        record.account
-        for record in ledger.jobs.of_batch(batch_id)
-        if not record.state.is_terminal
+        record.account for record in ledger.jobs.of_batch(batch_id) if not record.state.is_terminal
     )

@@ -303,3 +303,18 @@ def test_results_manifest_is_refreshed_while_the_batch_runs(rt, new_job, fake):
     assert batch_id not in reports.refresh_stale_results(rt)
     collect_job(rt, specs[1].ref, 1)
     assert reports.job_ended(rt, batch_id) == uri
+
+
+def test_a_retried_job_never_polls_its_last_attempts_task(rt, new_job, fake, clock):
+    ref = submitted(rt, new_job, fake)
+    fake.status = "Error"
+    assert collect_job(rt, ref, 1) is JobState.FAILED
+    assert rt.ledger.batches.retry_failed(ref.batch_id) == 1
+    fake.submit_status = 500  # the new attempt's POST is ambiguous: no task of its own
+
+    assert submit(rt, ref) is JobState.AWAITING_RESULT
+
+    record = rt.ledger.jobs.get(ref)
+    assert (record.attempt, record.provider_task_id, record.polling_url) == (2, None, None)
+    clock.now += rt.settings.deadlines.ambiguous_submit_s + 1
+    assert ref in sweep(rt).requeued  # nothing named it: a new attempt, not attempt 1's task

@@ -13,7 +13,8 @@
 --   late_at        when the sweep should look at it next, or null: not filed
 --   release        true: the job gives back any slot it holds
 --   follow_up      a task to queue for the job ('collect'), or null
--- A job moving to `queued` goes to the front of its batch's line in its pool. A slot
+-- A job moving to `queued` goes to the front of its batch's line in its pool and forgets
+-- its last attempt's provider task. A slot
 -- given back, a dispatched job moving on or a job back in line runs its pool's dispatcher.
 -- Returns {1 if applied else 0, the state it was in ('' if no such job), its attempt,
 --          1 if it gave back a slot}.
@@ -48,6 +49,8 @@ local unpicked = state == 'dispatched' and A.to_state ~= 'dispatched'
 if unpicked then redis.call('SREM', pool_key(pool, 'picked'), jkey) end
 local requeued = A.to_state == 'queued' and state ~= 'queued'
 if requeued then
+  -- Its next attempt has a task of its own: the last one's must not be polled for it.
+  redis.call('HDEL', jkey, 'provider_task_id', 'polling_url')
   redis.call('LPUSH', requeued_key(bkey, pool), A.job)
   join_ready(pool, A.batch)
 end
