@@ -232,12 +232,21 @@ class EmbeddedStack:
         )
 
     def _start_receiver(self, timeout_s: float) -> None:
+        """The receiver, on 127.0.0.1 (`FILLPIPE_RECEIVER_URL`). It is the callbacks'
+        public URL only for the embedded emulator: a provider elsewhere cannot call a
+        loopback address, so without a `FILLPIPE_PUBLIC_URL` of the user's the stack runs
+        with callbacks off and polls instead."""
+        callbacks_here = not self._given("FILLPIPE_PROVIDER_URL")
+
         def environment(url: str) -> dict[str, str]:
-            return {"FILLPIPE_PUBLIC_URL": url, **self._child_env()}
+            own = {"FILLPIPE_PUBLIC_URL": url} if callbacks_here else {}
+            return {**own, **self._child_env()}
 
         receiver = HttpService("receiver", self.state.log("receiver"), env=environment)
         self._launch(receiver, timeout_s)
-        self._env.setdefault("FILLPIPE_PUBLIC_URL", receiver.url)
+        self._env["FILLPIPE_RECEIVER_URL"] = receiver.url
+        if callbacks_here:
+            self._env.setdefault("FILLPIPE_PUBLIC_URL", receiver.url)
 
     def _start_worker(self, timeout_s: float) -> None:
         self._launch(WorkerService(self.state.log("worker"), env=self._child_env()), timeout_s)

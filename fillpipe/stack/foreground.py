@@ -161,7 +161,7 @@ def _print_summary(stack: EmbeddedStack) -> None:
         ("s3", env.get("FILLPIPE_S3_ENDPOINT_URL", "(AWS)"), "s3"),
         ("bucket", env.get("FILLPIPE_BUCKET", ""), ""),
         ("provider", env.get("FILLPIPE_PROVIDER_URL", "(not set)"), "emulator"),
-        ("receiver", env.get("FILLPIPE_PUBLIC_URL", "(not set)"), "receiver"),
+        ("receiver", env.get("FILLPIPE_RECEIVER_URL", "(not started)"), "receiver"),
     ]
     if "FILLPIPE_RULES_FILE" in env:
         rows.append(("rules", env["FILLPIPE_RULES_FILE"], "watcher"))

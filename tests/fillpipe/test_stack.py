@@ -242,12 +242,12 @@ def test_two_stacks_run_side_by_side(tmp_path: Path, clean_environ: dict[str, st
     first = EmbeddedStack(tmp_path / "one", clean_environ, services=("emulator", "receiver"))
     second = EmbeddedStack(tmp_path / "two", clean_environ, services=("emulator", "receiver"))
     with first, second:
-        urls = [stack.env["FILLPIPE_PUBLIC_URL"] for stack in (first, second)]
+        urls = [stack.env["FILLPIPE_RECEIVER_URL"] for stack in (first, second)]
         assert len({*urls, *(s.env["FILLPIPE_PROVIDER_URL"] for s in (first, second))}) == 4
         assert first.env["FILLPIPE_REDIS_URL"] != second.env["FILLPIPE_REDIS_URL"]
         assert first.env["FILLPIPE_S3_ENDPOINT_URL"] != second.env["FILLPIPE_S3_ENDPOINT_URL"]
         for stack in (first, second):
-            assert healthy(stack.env["FILLPIPE_PUBLIC_URL"])
+            assert healthy(stack.env["FILLPIPE_RECEIVER_URL"])
             assert healthy(stack.env["FILLPIPE_PROVIDER_URL"])
             s3_client(stack.env).put_object(Bucket="fillpipe", Key="side-by-side", Body=b"x")
 
@@ -263,7 +263,9 @@ def test_settings_in_the_environment_are_used_and_their_servers_not_started(
         assert {name: stack.env[name] for name in given if name.startswith("FILLPIPE_")} == {
             name: value for name, value in given.items() if name.startswith("FILLPIPE_")
         }
-        assert healthy(stack.env["FILLPIPE_PUBLIC_URL"])
+        assert healthy(stack.env["FILLPIPE_RECEIVER_URL"])
+        # A provider elsewhere cannot call a loopback receiver: callbacks off, polling.
+        assert "FILLPIPE_PUBLIC_URL" not in stack.env
     assert not (tmp_path / "valkey").exists()
     assert not (tmp_path / "s3").exists()
 
@@ -283,7 +285,7 @@ def test_a_killed_service_is_reported_and_restarts_on_the_same_port(
         stack.restart("receiver")
         assert stack.exited() == []
         assert stack.pids["receiver"] != receiver
-        assert healthy(stack.env["FILLPIPE_PUBLIC_URL"])
+        assert healthy(stack.env["FILLPIPE_RECEIVER_URL"])
 
 
 @pytest.mark.integration

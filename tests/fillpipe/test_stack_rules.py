@@ -33,7 +33,7 @@ def test_with_rules_a_watcher_runs_and_the_receiver_takes_events(
         assert env["FILLPIPE_RULES_FILE"] == str(rules.resolve())
         token = env["FILLPIPE_EVENTS_TOKEN"]
         assert token == (tmp_path / "state" / "events_token").read_text().strip()
-        route = f"{env['FILLPIPE_PUBLIC_URL']}/v1/events/s3"
+        route = f"{env['FILLPIPE_RECEIVER_URL']}/v1/events/s3"
         test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "fillpipe"}
         with httpx.Client(timeout=10, trust_env=False) as client:
             assert client.head(route).status_code == 200

@@ -175,7 +175,7 @@ def test_a_killed_receiver_comes_back_on_the_same_address(
         os.killpg(pids["receiver"], signal.SIGKILL)
         wait_for(lambda: came_back(tmp_path, "receiver", pids["receiver"]), timeout_s=60,
                  what="receiver")  # fmt: skip
-        assert healthy(env["FILLPIPE_PUBLIC_URL"])
+        assert healthy(env["FILLPIPE_RECEIVER_URL"])
         assert read_env_file(tmp_path) == env
         restarted = read_pids(tmp_path)
         up.send_signal(signal.SIGTERM)
@@ -189,7 +189,7 @@ def test_a_killed_receiver_comes_back_on_the_same_address(
 
 def kill_and_take_its_port(state: Path, pids: dict[str, int], squatter: socket.socket) -> None:
     """SIGKILL the receiver and listen on its port before it restarts: it cannot start."""
-    port = urlsplit((read_env_file(state) or {})["FILLPIPE_PUBLIC_URL"]).port or 0
+    port = urlsplit((read_env_file(state) or {})["FILLPIPE_RECEIVER_URL"]).port or 0
     os.killpg(pids["receiver"], signal.SIGKILL)
     wait_for(lambda: not group_members(pids["receiver"]), timeout_s=5, what="exit")
     wait_for(lambda: bound(squatter, port), timeout_s=10, what="the receiver's port")
