@@ -170,13 +170,25 @@ def submit(
 
 
 @main.command()
-@click.argument("batch")
+@click.argument("batch", required=False)
 @json_option
 @click.option(
     "--watch", is_flag=True, help="Show live progress (throughput, ETA, cost) until the batch ends."
 )
-def status(batch: str, as_json: bool, watch: bool) -> None:
-    """Show a batch's jobs by state, its cost so far and the provider account's state."""
+def status(batch: str | None, as_json: bool, watch: bool) -> None:
+    """Show a batch's jobs by state, its cost so far and each provider account's slots.
+
+    Without BATCH: every provider account, with its slots in use against its limit,
+    whether it is paused, the credits it spent today, its balance at the provider and
+    what the running batches will still spend on it.
+    """
+    if batch is None:
+        if watch:
+            raise click.UsageError("--watch follows one batch: name it (fillpipe status BATCH)")
+        from fillpipe.accounts_status import show_accounts
+
+        exit_on_known_errors(lambda: show_accounts(os.environ, as_json=as_json))
+        return
     from fillpipe.batches import show_status
 
     exit_on_known_errors(lambda: show_status(batch, os.environ, as_json=as_json, watch=watch))

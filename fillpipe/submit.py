@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from fillpipe.output import batch_json, cost_text, data, emit_json, progress_console, say, usd
 from fillpipe.progress import wait_for_batch
 from pipeline import intake
+from pipeline.errors import PermanentError, RetryableError
+from pipeline.finetunes import credits as account_credits
 from pipeline.intake import Submission, Validation
 from pipeline.ledger import DEFAULT_PRIORITY, BatchSummary
 from pipeline.models import CREDITS_PER_USD
@@ -45,7 +47,12 @@ def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions
         validation = intake.validate(rt, manifest, check_inputs=options.check_inputs)
         say(validated_text(validation))
         if options.dry_run:
-            _report(validation, None, None, options)
+            coverage = balance_coverage(rt, validation)
+            for line in coverage_lines(coverage):
+                say(line)
+            _report(validation, None, None, options, coverage)
+            if any(each.short for each in coverage):
+                raise SystemExit(EXIT_FAILURE)
             return
         submission = intake.create(
             rt, validation, budget_usd=options.budget_usd, priority=options.priority
@@ -61,6 +68,57 @@ def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions
         rt.close()
     if final is not None and _failed(final):
         raise SystemExit(EXIT_FAILURE)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a batch should cost on one account against the account's balance."""
+
+    account: str
+    estimated_credits: float
+    balance_credits: float | None
+    error: str | None = None
+
+    @property
+    def short(self) -> bool:
+        """The balance is known and below the estimate."""
+        return self.balance_credits is not None and self.balance_credits < self.estimated_credits
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "estimated_credits": round(self.estimated_credits, 4),
+            "balance_credits": self.balance_credits,
+            "enough": None if self.balance_credits is None else not self.short,
+            "error": self.error,
+        }
+
+
+def balance_coverage(rt: Runtime, validation: Validation) -> list[Coverage]:
+    """For a dry run: each account's share of the estimate against its balance (asked
+    of the provider; a balance that cannot be read is None, with why)."""
+    coverage = []
+    for account, estimate in validation.estimated_credits_by_account.items():
+        try:
+            balance: float | None = account_credits(rt.providers[account])
+            error = None
+        except (RetryableError, PermanentError) as failure:
+            balance, error = None, str(failure)
+        coverage.append(Coverage(account, estimate, balance, error))
+    return coverage
+
+
+def coverage_lines(coverage: list[Coverage]) -> list[str]:
+    lines = []
+    for each in coverage:
+        line = f"account {each.account}: ~{estimate_text(each.estimated_credits)} of this batch"
+        if each.balance_credits is None:
+            line += f"; balance unknown ({each.error})"
+        else:
+            line += f"; balance {estimate_text(each.balance_credits)}"
+            if each.short:
+                line += " -- NOT ENOUGH: top up before submitting, or the account pauses"
+        lines.append(line)
+    return lines
 
 
 def validated_text(validation: Validation) -> str:
@@ -80,10 +138,14 @@ def _report(
     submission: Submission | None,
     final: BatchSummary | None,
     options: SubmitOptions,
+    coverage: list[Coverage] | None = None,
 ) -> None:
     """The result on stdout (one JSON document with `as_json`) or, in words, on stderr."""
     if options.as_json:
-        emit_json(submit_json(validation, submission, final, options))
+        document = submit_json(validation, submission, final, options)
+        if coverage is not None:
+            document["accounts"] = {each.account: each.as_json() for each in coverage}
+        emit_json(document)
     elif submission is None:
         data(f"{validation.manifest}: {validation.rows} rows valid; nothing submitted (--dry-run)")
     elif final is not None:

@@ -76,6 +76,8 @@ class Validation:
     estimated_credits: float | None
     # Job id -> SHA-256 of the image and mask it was checked with.
     checked_inputs: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The estimate split by the provider account each job runs on (inputs checked).
+    estimated_credits_by_account: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def estimated_usd(self) -> float | None:
@@ -113,8 +115,10 @@ def validate(rt: Runtime, manifest: str, *, check_inputs: bool | None = None) ->
     if not (check_inputs or (check_inputs is None and rows <= AUTO_CHECK_INPUTS_MAX_ROWS)):
         return Validation(manifest, source, fmt, rows, False, None)
     megapixels, checked = _check_images(rt, manifest, fmt)
-    credits = megapixels * rt.settings.price_credits_per_mp
-    return Validation(manifest, source, fmt, rows, True, credits, checked)
+    price = rt.settings.price_credits_per_mp
+    by_account = {account: mp * price for account, mp in megapixels.items()}
+    credits = sum(by_account.values())
+    return Validation(manifest, source, fmt, rows, True, credits, checked, by_account)
 
 
 def create(
@@ -188,12 +192,15 @@ def _check_rows(rt: Runtime, manifest: str, fmt: ManifestFormat) -> int:
     return count
 
 
-def _check_images(rt: Runtime, manifest: str, fmt: ManifestFormat) -> tuple[float, dict[str, str]]:
-    """Every image decodes, masks match, alpha where no mask: the total output megapixels
-    and each job's inputs digest, else `ManifestInvalid` listing every bad row."""
+def _check_images(
+    rt: Runtime, manifest: str, fmt: ManifestFormat
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Every image decodes, masks match, alpha where no mask: the output megapixels on
+    each account and each job's inputs digest, else `ManifestInvalid` listing every bad
+    row."""
     base_dir = _base_dir(manifest)
     problems: list[Problem] = []
-    megapixels = 0.0
+    megapixels: dict[str, float] = {}
     checked: dict[str, str] = {}
     with _rows(rt, manifest, fmt) as rows:
         for row in rows:
@@ -201,7 +208,8 @@ def _check_images(rt: Runtime, manifest: str, fmt: ManifestFormat) -> tuple[floa
                 image = _read_input(rt, row.image, base_dir)
                 mask = _read_input(rt, row.mask, base_dir) if row.mask else None
                 info, checked[row.job_id] = check_in_full(image, mask)
-                megapixels += info.megapixels
+                account = rt.router.account_for(row.account, row.params.finetune_id)
+                megapixels[account] = megapixels.get(account, 0.0) + info.megapixels
             except InputError as error:
                 problems.append(Problem(manifest, row.line, "image", str(error), INPUT_HINT))
     if problems:

@@ -22,6 +22,7 @@ from pipeline import intake
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.states import JobState
+from tests.commands import run_fillpipe
 from tests.conftest import hermetic_environ, print_log_tails
 from tests.stacks import emulator_admin, train_finetune, wait_until_done
 
@@ -171,3 +172,70 @@ def test_a_402_pauses_its_account_alone_until_resumed(accounts_stack, env, rt, f
 
     summary = wait_until_done(rt.ledger, batch, timeout_s=DONE_TIMEOUT_S)
     assert summary.counts == {JobState.STORED: 12}
+
+
+def set_credits(stack: EmbeddedStack, account: str, credits: float) -> None:
+    with emulator_admin(stack) as admin:
+        admin.put(
+            "/admin/accounts/credits", json={"key": KEYS[account], "credits": credits}
+        ).raise_for_status()
+
+
+def test_a_dry_run_compares_each_accounts_share_with_its_balance(
+    accounts_stack, env, finetunes, tmp_path
+):
+    manifest = write_manifest(tmp_path, {"brand-a": 2, "brand-b": 2}, finetunes)
+    set_credits(accounts_stack, "brand-a", 0.05)
+    try:
+        result = run_fillpipe(
+            "submit", str(manifest), "--dry-run", "--json", env={**hermetic_environ(), **env}
+        )
+    finally:
+        set_credits(accounts_stack, "brand-a", 1000)
+
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    assert document["batch"] is None
+    a, b = document["accounts"]["brand-a"], document["accounts"]["brand-b"]
+    assert (a["balance_credits"], a["enough"]) == (0.05, False)
+    assert b["enough"] is True and b["estimated_credits"] > 0
+    assert "account brand-a: ~" in result.stderr and "NOT ENOUGH" in result.stderr
+
+
+def test_status_and_credits_show_each_account_and_the_spend_to_come(
+    accounts_stack, env, rt, finetunes, tmp_path
+):
+    rt.ledger.account("brand-a").pause("held by the test")
+    manifest = write_manifest(tmp_path, {"brand-a": 3, "brand-b": 1}, finetunes)
+    batch = intake.submit(rt, str(manifest)).batch_id
+    try:
+        shell = {**hermetic_environ(), **env}
+        status = run_fillpipe("status", "--json", env=shell)
+        credits = run_fillpipe("credits", "--json", env=shell)
+        table = run_fillpipe("status", env=shell)
+    finally:
+        resume_account(env, "brand-a")
+    wait_until_done(rt.ledger, batch, timeout_s=DONE_TIMEOUT_S)
+
+    assert status.returncode == 0, status.stderr
+    accounts = {each["account"]: each for each in json.loads(status.stdout)["accounts"]}
+    assert accounts["brand-a"]["paused"] == "held by the test"
+    assert accounts["brand-a"]["to_come_jobs"] == 3
+    assert (accounts["brand-a"]["slots"], accounts["brand-b"]["slots"]) == (3, 5)
+    assert accounts["brand-b"]["balance_credits"] > 0
+    assert accounts["brand-b"]["spent_today_credits"] >= 0
+    balances = {each["account"]: each for each in json.loads(credits.stdout)["accounts"]}
+    assert balances["brand-a"]["to_come_jobs"] == 3
+    assert balances["brand-a"]["flavor"] == "bfl" and balances["brand-b"]["flavor"] == "cometapi"
+    header, *lines = table.stdout.splitlines()
+    assert header.split() == [
+        "account",
+        "flavor",
+        "slots",
+        "today",
+        "balance",
+        "to-come",
+        "jobs",
+        "state",
+    ]
+    assert any(line.startswith("brand-a") and "PAUSED: held by the test" in line for line in lines)
