@@ -100,22 +100,35 @@ class ProviderClient:
         *,
         flavor: ProviderFlavor = "bfl",
         transport: httpx.BaseTransport | None = None,
+        timeout_s: float | None = None,
     ) -> None:
+        """`timeout_s` bounds every wait of every request (default: connect 5 s, read 60 s)."""
         self._base_url = base_url.rstrip("/")
         self._prefix = _PATH_PREFIX[flavor]
         self._auth_headers = _auth_headers(flavor, key)
+        timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
         self._http = httpx.Client(
             transport=transport,
-            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            timeout=timeout if timeout_s is None else httpx.Timeout(timeout_s),
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
             follow_redirects=False,
         )
 
     @classmethod
     def for_account(
-        cls, account: ProviderAccount, *, transport: httpx.BaseTransport | None = None
+        cls,
+        account: ProviderAccount,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float | None = None,
     ) -> ProviderClient:
-        return cls(account.base_url, account.key, flavor=account.flavor, transport=transport)
+        return cls(
+            account.base_url,
+            account.key,
+            flavor=account.flavor,
+            transport=transport,
+            timeout_s=timeout_s,
+        )
 
     def __repr__(self) -> str:
         return f"ProviderClient(base_url={self._base_url!r})"

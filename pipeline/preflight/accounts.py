@@ -1,8 +1,8 @@
 """Preflight of a provider account: its key is accepted and it has credits.
 
-One GET of `<base_url><prefix>/credits` (`/v1` for BFL, `/flux/v1` for CometAPI) with the
-account's own auth header, made here rather than through `ProviderClient` so the check
-has its own short timeout. The key is sent, never shown.
+One balance request (`pipeline.finetunes.credits`) through the account's own client,
+with the check's short timeout; each error the client raises becomes a failure that says
+what to fix. The key is sent, never shown.
 """
 
 from __future__ import annotations
@@ -12,9 +12,18 @@ import tomllib
 import httpx
 
 from pipeline.accounts import ProviderAccount
+from pipeline.errors import (
+    EndpointWithdrawn,
+    FillpipeError,
+    KeyRejected,
+    OutOfCredits,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from pipeline.finetunes import credits
 from pipeline.models import CREDITS_PER_USD
-from pipeline.preflight.results import CheckResult, fail, ok, warn
-from pipeline.provider import _PATH_PREFIX, _auth_headers, error_message
+from pipeline.preflight.results import CheckResult, fail, ok
+from pipeline.provider import ProviderClient
 
 SINGLE_KEY_SETTING = "FILLPIPE_PROVIDER_KEY"
 SINGLE_URL_SETTING = "FILLPIPE_PROVIDER_URL"
@@ -32,20 +41,14 @@ def check_account(
     `accounts_file` (FILLPIPE_ACCOUNTS_FILE, when the account comes from one) lets a
     fix name where the account's URL and key are set.
     """
-    name = f"account {account.name}"
-    url = f"{account.base_url}{_PATH_PREFIX[account.flavor]}/credits"
-    url_setting, key_setting = _settings_of(account.name, accounts_file)
+    client = ProviderClient.for_account(account, transport=transport, timeout_s=timeout_s)
     try:
-        with httpx.Client(transport=transport, timeout=timeout_s, follow_redirects=False) as http:
-            response = http.get(url, headers=_auth_headers(account.flavor, account.key))
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
-        return fail(
-            name,
-            f"could not reach the provider at {url} ({type(error).__name__})",
-            f"check {url_setting} and that this machine can reach it",
-        )
-    refused = _refusal(account, url, response, url_setting, key_setting)
-    return refused or _balance(account, response)
+        balance = credits(client)
+    except FillpipeError as error:
+        return _refusal(account, error, *_settings_of(account.name, accounts_file))
+    finally:
+        client.close()
+    return _balance(account, balance)
 
 
 def _settings_of(account: str, accounts_file: str | None) -> tuple[str, str]:
@@ -70,50 +73,42 @@ def _key_source(accounts_file: str, account: str, table: str) -> str:
 
 
 def _refusal(
-    account: ProviderAccount,
-    url: str,
-    response: httpx.Response,
-    url_setting: str,
-    key_setting: str,
-) -> CheckResult | None:
-    """The failure an error status means, or None for a success."""
-    name, status = f"account {account.name}", response.status_code
-    if status in (401, 403):
+    account: ProviderAccount, error: FillpipeError, url_setting: str, key_setting: str
+) -> CheckResult:
+    """What the provider's refusal (or silence) means, and how to fix it."""
+    name, url = f"account {account.name}", account.base_url
+    if isinstance(error, KeyRejected):
         return fail(
             name,
-            f"the provider refused the key of account {account.name} ({status})",
+            f"account {account.name}: {error}",
             f"put the account's API key in {key_setting}",
         )
-    if status == 402:
-        return fail(name, f"account {account.name} has no credits (402)", "top up its credits")
-    if status == 404:
+    if isinstance(error, OutOfCredits):
+        return fail(name, f"account {account.name} has no credits: {error}", "top up its credits")
+    if isinstance(error, EndpointWithdrawn) or (
+        isinstance(error, ProviderRejected) and error.status_code == 404
+    ):
         return fail(
             name,
-            f"{url} answered 404: not the provider's API",
+            f"{url} answered {error.status_code} to the balance request: not the provider's API",
             f"set {url_setting} to the API's base URL (e.g. https://api.us1.bfl.ai, "
             f"without /v1) and the flavor to match it (bfl or cometapi)",
         )
-    if status >= 400:
+    if isinstance(error, ProviderUnavailable):
         return fail(
             name,
-            f"the provider answered {status} at {url}: {error_message(response)}",
-            f"try again later; if it persists, check {url_setting}",
+            f"could not get a balance from the provider at {url}: {error}",
+            f"check {url_setting} and that this machine can reach it",
         )
-    return None
+    return fail(
+        name,
+        f"the provider at {url} refused the balance request: {error}",
+        f"try again later; if it persists, check {url_setting}",
+    )
 
 
-def _balance(account: ProviderAccount, response: httpx.Response) -> CheckResult:
+def _balance(account: ProviderAccount, credits: float) -> CheckResult:
     name = f"account {account.name}"
-    try:
-        credits = response.json().get("credits")
-    except (ValueError, AttributeError):
-        credits = None
-    if not isinstance(credits, int | float) or isinstance(credits, bool):
-        return warn(
-            name,
-            f"key accepted at {account.base_url}, but the answer states no credit balance",
-            "make sure the account has credits",
-        )
     if credits <= 0:
         return fail(name, f"account {account.name} has no credits ({credits:g})", "top it up")
     return ok(

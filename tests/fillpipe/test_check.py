@@ -81,7 +81,7 @@ def test_a_wrong_provider_key(env):
     result = check({**env, "FILLPIPE_PROVIDER_KEY": wrong})
 
     line = assert_only_failure(result, "account default")
-    assert "the provider refused the key of account default (403)" in line
+    assert "account default: provider refused the API key (403)" in line
     assert "FILLPIPE_PROVIDER_KEY" in line
     assert wrong not in result.stdout + result.stderr
 
@@ -147,7 +147,7 @@ def test_each_account_of_an_accounts_file_is_checked(env, tmp_path):
     assert "(bfl)" in lines["account brand-a"]
     failing = lines["account brand-b"]
     assert failing.startswith("FAIL ")
-    assert "the provider refused the key of account brand-b (403)" in failing
+    assert "account brand-b: provider refused the API key (403)" in failing
     assert "the environment variable COMET_KEY_B" in failing
     assert wrong not in result.stdout + result.stderr
 

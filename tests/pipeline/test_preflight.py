@@ -89,7 +89,7 @@ def test_a_refused_key_names_its_setting_and_never_shows_the_key(settings):
     result = check_account(account, timeout_s=TIMEOUT_S)
 
     assert result.status is Status.FAIL
-    assert result.detail == "the provider refused the key of account default (403)"
+    assert result.detail.startswith("account default: provider refused the API key (403)")
     assert "FILLPIPE_PROVIDER_KEY" in result.fix
     assert WRONG_KEY not in f"{result.detail} {result.fix} {result!r}"
 
@@ -102,7 +102,7 @@ def test_a_refused_key_from_an_accounts_file_names_its_key_env(settings, tmp_pat
     result = check_account(account, timeout_s=TIMEOUT_S, accounts_file=str(accounts_file))
 
     assert result.status is Status.FAIL
-    assert "refused the key of account brand-a (403)" in result.detail
+    assert "account brand-a: provider refused the API key (403)" in result.detail
     assert "the environment variable BFL_KEY_BRAND_A" in result.fix
     assert str(accounts_file) in result.fix
 
@@ -138,7 +138,7 @@ def test_an_unreachable_provider_is_named_by_its_url():
     result = check_account(account, timeout_s=TIMEOUT_S)
 
     assert result.status is Status.FAIL
-    assert f"could not reach the provider at {url}/v1/credits" in result.detail
+    assert f"could not get a balance from the provider at {url}" in result.detail
     assert "FILLPIPE_PROVIDER_URL" in result.fix
 
 
@@ -149,7 +149,9 @@ def test_a_url_that_is_not_the_providers_api_is_named(settings):
     result = check_account(account, timeout_s=TIMEOUT_S)
 
     assert result.status is Status.FAIL
-    assert result.detail == f"{settings.public_url}/v1/credits answered 404: not the provider's API"
+    assert result.detail == (
+        f"{settings.public_url} answered 404 to the balance request: not the provider's API"
+    )
     assert "FILLPIPE_PROVIDER_URL" in result.fix
 
 
