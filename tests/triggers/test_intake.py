@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.ledger import Ledger
+from pipeline.errors import ConfigError
+from pipeline.ledger import Ledger, PoolLimits, redis_client
 from pipeline.models import JobRef
 from pipeline.settings import Settings
 from pipeline.states import JobState
@@ -223,3 +224,27 @@ def test_a_cancelled_rolling_batch_records_later_jobs_as_cancelled(
     (later,) = intake.handle([put(seaweed_storage, f"{prefix}i.png")])
 
     assert later.result == "cancelled"
+
+
+def test_a_rule_naming_its_account_puts_its_jobs_in_that_accounts_pool(
+    valkey_url, seaweed_storage, prefix, clock
+):
+    pools = {"brand-a": PoolLimits(2), "brand-b": PoolLimits(3)}
+    ledger = Ledger(redis_client(valkey_url), pools=pools, clock=clock, prefix=f"{prefix}:")
+    text = retouch_rule(prefix) + 'account = "brand-b"\n'
+    rules = parse_rules(text, source="rules.toml")
+    assert rules.rules[0].account == "brand-b"
+    intake = TriggerIntake(
+        rules, ledger=ledger, storage=seaweed_storage, mask_wait_s=MASK_WAIT_S, clock=clock
+    )
+    put(seaweed_storage, f"{prefix}cup.mask.png", png(mode="L"))
+
+    (outcome,) = intake.handle([put(seaweed_storage, f"{prefix}cup.png")])
+
+    assert outcome.job is not None
+    assert ledger.jobs.get(outcome.job).account == "brand-b"
+    assert [entry.ref for entry in ledger.outbox.waiting()] == [outcome.job]  # brand-b's slot
+    unknown = parse_rules(retouch_rule(prefix) + 'account = "brand-z"\n', source="rules.toml")
+    with pytest.raises(ConfigError, match=r"names account 'brand-z'.*configured: brand-a, brand-b"):
+        TriggerIntake(unknown, ledger=ledger, storage=seaweed_storage, mask_wait_s=MASK_WAIT_S)
+    ledger.close()
