@@ -226,14 +226,18 @@ class Storage:
             raise _translate(error, S3Uri(bucket, prefix)) from None
 
 
-def make_s3_client(settings: Settings) -> S3Client:
-    """One boto3 S3 client for the process, path-style for custom endpoints."""
+def make_s3_client(
+    settings: Settings, *, timeout_s: float | None = None, attempts: int = 6
+) -> S3Client:
+    """One boto3 S3 client for the process, path-style for custom endpoints; `timeout_s`
+    bounds connecting and each read (default 5 s and 60 s), `attempts` the tries of a
+    call, the first included."""
     config = Config(
         region_name=settings.s3_region,
         max_pool_connections=MAX_POOL_CONNECTIONS,
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=CONNECT_TIMEOUT_S if timeout_s is None else timeout_s,
+        read_timeout=READ_TIMEOUT_S if timeout_s is None else timeout_s,
+        retries={"mode": "standard", "total_max_attempts": attempts},
         s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
     )
     credentials: dict[str, Any] = {}

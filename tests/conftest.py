@@ -17,7 +17,7 @@ from fillpipe.stack import EmbeddedStack
 from pipeline.ledger import Ledger, redis_client
 from pipeline.runtime import Runtime
 from pipeline.settings import DEFAULT_PROVIDER_SLOTS, Settings
-from tests.stacks import train_finetune
+from tests.stacks import running_stack, train_finetune
 
 STACK_EMULATOR_ENV = {
     "FILLPIPE_EMULATOR_LATENCY_BASE_S": "0.2",
@@ -78,16 +78,9 @@ def stack(
 ) -> Iterator[EmbeddedStack]:
     """A whole embedded stack (Valkey, S3, emulator at 0.2 s latency, receiver, worker,
     beat); `stack.env` holds the settings. Prints each service's log tail if a test failed."""
-    embedded = EmbeddedStack(
-        tmp_path_factory.mktemp("stack"), hermetic_environ(), emulator_env=STACK_EMULATOR_ENV
-    )
-    embedded.start(timeout_s=120)
-    try:
+    root = tmp_path_factory.mktemp("stack")
+    with running_stack(request, root, hermetic_environ(), STACK_EMULATOR_ENV) as embedded:
         yield embedded
-    finally:
-        if request.session.testsfailed:
-            print_log_tails(embedded)
-        embedded.stop()
 
 
 @pytest.fixture(scope="session")
@@ -102,12 +95,6 @@ def stack_rt(stack: EmbeddedStack) -> Iterator[Runtime]:
 def finetune_id(stack_rt: Runtime) -> str:
     """A finetune trained on the stack's emulator and ready for use."""
     return train_finetune(stack_rt)
-
-
-def print_log_tails(embedded: EmbeddedStack) -> None:
-    for log in sorted(embedded.state.logs.glob("*.log")):
-        print(f"\n--- last lines of {log} ---")
-        print(embedded.log_tail(log.stem))
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 
 from fillpipe.demo import sample_spec, train_finetune
 from fillpipe.samples import Sample
@@ -15,7 +18,16 @@ from pipeline.ledger import BatchSummary, Ledger
 from pipeline.models import JobSpec
 from pipeline.runtime import Runtime
 
-__all__ = ["emulator_admin", "train_finetune", "upload_batch", "wait_until_done"]
+__all__ = [
+    "emulator_admin",
+    "print_log_tails",
+    "running_stack",
+    "train_finetune",
+    "upload_batch",
+    "wait_until_done",
+]
+
+STACK_START_TIMEOUT_S = 120
 
 
 def upload_batch(
@@ -52,3 +64,28 @@ def emulator_admin(stack: EmbeddedStack) -> httpx.Client:
         headers={"x-admin-token": env["FILLPIPE_EMULATOR_ADMIN_TOKEN"]},
         timeout=10.0,
     )
+
+
+@contextmanager
+def running_stack(
+    request: pytest.FixtureRequest,
+    state_dir: Path,
+    environ: Mapping[str, str],
+    emulator_env: Mapping[str, str],
+) -> Iterator[EmbeddedStack]:
+    """An embedded stack started for a fixture, stopped after it, printing each
+    service's log tail first if a test of the session failed."""
+    stack = EmbeddedStack(state_dir, environ, emulator_env=emulator_env)
+    stack.start(timeout_s=STACK_START_TIMEOUT_S)
+    try:
+        yield stack
+    finally:
+        if request.session.testsfailed:
+            print_log_tails(stack)
+        stack.stop()
+
+
+def print_log_tails(embedded: EmbeddedStack) -> None:
+    for log in sorted(embedded.state.logs.glob("*.log")):
+        print(f"\n--- last lines of {log} ---")
+        print(embedded.log_tail(log.stem))

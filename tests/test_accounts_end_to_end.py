@@ -23,8 +23,8 @@ from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.states import JobState
 from tests.commands import run_fillpipe
-from tests.conftest import hermetic_environ, print_log_tails
-from tests.stacks import emulator_admin, train_finetune, wait_until_done
+from tests.conftest import hermetic_environ
+from tests.stacks import emulator_admin, running_stack, train_finetune, wait_until_done
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -64,14 +64,8 @@ def accounts_stack(request, tmp_path_factory) -> Iterator[EmbeddedStack]:
         "TEST_KEY_BRAND_A": KEYS["brand-a"],
         "TEST_KEY_BRAND_B": KEYS["brand-b"],
     }
-    stack = EmbeddedStack(root / "state", environ, emulator_env=EMULATOR)
-    stack.start(timeout_s=120)
-    try:
+    with running_stack(request, root / "state", environ, EMULATOR) as stack:
         yield stack
-    finally:
-        if request.session.testsfailed:
-            print_log_tails(stack)
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

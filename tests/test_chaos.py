@@ -24,8 +24,8 @@ from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.states import JobState
 from pipeline.storage import S3Uri
-from tests.conftest import hermetic_environ, print_log_tails
-from tests.stacks import emulator_admin, train_finetune, upload_batch
+from tests.conftest import hermetic_environ
+from tests.stacks import emulator_admin, running_stack, train_finetune, upload_batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -63,14 +63,8 @@ MAX_WORKER_RESTARTS = 2
 @pytest.fixture(scope="module")
 def chaos_stack(request, tmp_path_factory):
     environ = {**hermetic_environ(), "FILLPIPE_PROVIDER_SLOTS": str(SLOTS), **DEADLINES}
-    stack = EmbeddedStack(tmp_path_factory.mktemp("chaos"), environ, emulator_env=EMULATOR)
-    stack.start(timeout_s=120)
-    try:
+    with running_stack(request, tmp_path_factory.mktemp("chaos"), environ, EMULATOR) as stack:
         yield stack
-    finally:
-        if request.session.testsfailed:
-            print_log_tails(stack)
-        stack.stop()
 
 
 def wait_for(ledger, batch_id, *, finished: int) -> None:

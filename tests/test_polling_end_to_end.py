@@ -19,8 +19,14 @@ from pipeline.polling import POLL_EVERY_S
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.states import JobState
-from tests.conftest import hermetic_environ, print_log_tails
-from tests.stacks import emulator_admin, train_finetune, upload_batch, wait_until_done
+from tests.conftest import hermetic_environ
+from tests.stacks import (
+    emulator_admin,
+    running_stack,
+    train_finetune,
+    upload_batch,
+    wait_until_done,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -50,16 +56,9 @@ def polling_stack(
         "FILLPIPE_EMULATOR_LATENCY_JITTER_S": str(TASK_JITTER_S),
         "FILLPIPE_EMULATOR_MAX_ACTIVE_TASKS": str(SLOTS),
     }
-    embedded = EmbeddedStack(
-        tmp_path_factory.mktemp("polling-stack"), environ, emulator_env=emulator_env
-    )
-    embedded.start(timeout_s=120)
-    try:
+    root = tmp_path_factory.mktemp("polling-stack")
+    with running_stack(request, root, environ, emulator_env) as embedded:
         yield embedded
-    finally:
-        if request.session.testsfailed:
-            print_log_tails(embedded)
-        embedded.stop()
 
 
 @pytest.fixture(scope="module")

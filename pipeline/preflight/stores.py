@@ -8,19 +8,17 @@ out outages for tens of seconds), so a dead server fails its check within second
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import boto3
 import redis
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from pipeline.preflight.results import CheckResult, fail, ok, warn
 from pipeline.settings import Settings, redact_url
-from pipeline.storage import S3Uri
+from pipeline.storage import S3Uri, make_s3_client
 from pipeline.triggers.intake import OUTPUT_MARK
 
 if TYPE_CHECKING:
@@ -68,22 +66,7 @@ def check_storage(settings: Settings, *, timeout_s: float) -> CheckResult:
 
 def probe_s3_client(settings: Settings, *, timeout_s: float) -> S3Client:
     """An S3 client like the pipeline's, but with `timeout_s` and a single attempt."""
-    config = Config(
-        region_name=settings.s3_region,
-        connect_timeout=timeout_s,
-        read_timeout=timeout_s,
-        retries={"mode": "standard", "total_max_attempts": 1},
-        s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
-    )
-    credentials: dict[str, Any] = {}
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        credentials = {
-            "aws_access_key_id": settings.aws_access_key_id,
-            "aws_secret_access_key": settings.aws_secret_access_key.reveal(),
-        }
-    return boto3.session.Session().client(
-        "s3", endpoint_url=settings.s3_endpoint_url, config=config, **credentials
-    )
+    return make_s3_client(settings, timeout_s=timeout_s, attempts=1)
 
 
 def _probe(s3: S3Client, bucket: str, endpoint: str) -> CheckResult:

@@ -15,19 +15,6 @@ pytestmark = pytest.mark.timeout(20)
 POOLS = {"brand-a": PoolLimits(3), "brand-b": PoolLimits(5)}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 def ledger(valkey_url, clock):
     own = Ledger(
