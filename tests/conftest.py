@@ -6,7 +6,6 @@ temporary state dir, with the same classes `fillpipe up` uses, and stops them at
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -17,22 +16,14 @@ from fillpipe.stack import EmbeddedStack
 from pipeline.ledger import Ledger, redis_client
 from pipeline.runtime import Runtime
 from pipeline.settings import DEFAULT_PROVIDER_SLOTS, Settings
-from tests.stacks import running_stack, train_finetune
+from tests.finetune_helpers import emulator_process
+from tests.stacks import hermetic_environ, running_stack, train_finetune
 
 STACK_EMULATOR_ENV = {
     "FILLPIPE_EMULATOR_LATENCY_BASE_S": "0.2",
     "FILLPIPE_EMULATOR_LATENCY_PER_MP_S": "0",
     "FILLPIPE_EMULATOR_LATENCY_JITTER_S": "0",
 }
-
-
-def hermetic_environ() -> dict[str, str]:
-    """This process's environment without settings that would point at other servers."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("FILLPIPE_", "AWS_"))
-    }
 
 
 @pytest.fixture
@@ -107,3 +98,11 @@ def ledger(valkey_url: str) -> Iterator[Ledger]:
     )
     yield own
     own.close()
+
+
+@pytest.fixture(scope="module")
+def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The emulator as its own process, as `fillpipe emulator` runs it, with the keys,
+    credits and admin token of `tests.finetune_helpers`: its base URL."""
+    with emulator_process(tmp_path_factory.mktemp("emulator")) as url:
+        yield url

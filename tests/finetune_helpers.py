@@ -3,7 +3,6 @@ loopback port (as `fillpipe emulator` runs), its admin API, and training folders
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from fillpipe.servers.subcommands import HttpService
+from tests.stacks import hermetic_environ
 
 KEY_A, KEY_B, KEY_UNUSED = "key-a", "key-b", "key-c"
 ADMIN_TOKEN = "admin-token"
@@ -28,15 +28,6 @@ EMULATOR_KNOBS = {
     "LATENCY_PER_MP_S": "0",
     "LATENCY_JITTER_S": "0",
 }
-
-
-def hermetic_environ() -> dict[str, str]:
-    """This process's environment without FILLPIPE_* and AWS_* settings."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("FILLPIPE_", "AWS_"))
-    }
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pipeline.runtime import Runtime
 
 __all__ = [
     "emulator_admin",
+    "hermetic_environ",
     "print_log_tails",
     "running_stack",
     "train_finetune",
@@ -28,6 +30,15 @@ __all__ = [
 ]
 
 STACK_START_TIMEOUT_S = 120
+
+
+def hermetic_environ() -> dict[str, str]:
+    """This process's environment without settings that would point at other servers."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FILLPIPE_", "AWS_"))
+    }
 
 
 def upload_batch(

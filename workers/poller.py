@@ -9,45 +9,23 @@ is a worker thread and not a beat entry.
 from __future__ import annotations
 
 import logging
-import threading
 
-from celery import bootsteps
 from celery.worker import WorkController
 
 from pipeline.polling import Poller, mode_line
+from workers.steps import ThreadStep
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT_S = 10.0
 
-
-class PollerStep(bootsteps.StartStopStep):
+class PollerStep(ThreadStep):
     """Logs the callbacks mode; with callbacks off, runs a `Poller` for as long as the
     worker runs."""
-
-    requires = ("celery.worker.components:Pool",)
-
-    def __init__(self, parent: WorkController, **kwargs: object) -> None:
-        super().__init__(parent, **kwargs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, parent: WorkController) -> None:
         from workers.context import runtime
 
         rt = runtime()
         log.info("%s", mode_line(rt.settings))
-        if rt.settings.callbacks:
-            return
-        poller = Poller(rt.ledger, clock=rt.clock)
-        self._thread = threading.Thread(
-            target=poller.run, args=(self._stop,), name="fillpipe-poller", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, parent: WorkController) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=STOP_TIMEOUT_S)
-
-    terminate = stop
+        if not rt.settings.callbacks:
+            self.run_loop(Poller(rt.ledger, clock=rt.clock).run, "fillpipe-poller")

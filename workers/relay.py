@@ -19,11 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from celery import Celery, bootsteps
+from celery import Celery
 from celery.worker import WorkController
 
 from pipeline.ledger.outbox import Outbox, OutboxEntry
 from workers.app import TASK_COLLECT, TASK_SUBMIT
+from workers.steps import ThreadStep
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ ABANDONED_AFTER_S = 30.0
 CLAIM_EVERY_S = 10.0
 # After an error (Redis unreachable beyond its client's retries), wait this long.
 ERROR_PAUSE_S = 1.0
-STOP_TIMEOUT_S = 10.0
 
 
 class OutboxRelay:
@@ -98,29 +98,12 @@ class OutboxRelay:
             log.warning("outbox relay: could not leave the consumer group", exc_info=True)
 
 
-class RelayStep(bootsteps.StartStopStep):
+class RelayStep(ThreadStep):
     """Runs an `OutboxRelay` in a thread for as long as the worker runs."""
-
-    requires = ("celery.worker.components:Pool",)
-
-    def __init__(self, parent: WorkController, **kwargs: object) -> None:
-        super().__init__(parent, **kwargs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, parent: WorkController) -> None:
         from workers.context import runtime
 
         consumer = f"{socket.gethostname()}:{os.getpid()}"
         relay = OutboxRelay(parent.app, runtime().ledger.outbox, consumer)
-        self._thread = threading.Thread(
-            target=relay.run, args=(self._stop,), name="fillpipe-relay", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, parent: WorkController) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=STOP_TIMEOUT_S)
-
-    terminate = stop
+        self.run_loop(relay.run, "fillpipe-relay")

@@ -40,12 +40,6 @@ def fillpipe(*args, env, stdin=subprocess.DEVNULL):
 
 
 @pytest.fixture(scope="module")
-def emulator_url(tmp_path_factory):
-    with emulator_process(tmp_path_factory.mktemp("emulator")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def withdrawn_url(tmp_path_factory):
     """An emulator whose provider no longer offers finetune creation, nor the list or
     the balance."""

@@ -44,12 +44,6 @@ TRAINING_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module")
-def emulator_url(tmp_path_factory):
-    with emulator_process(tmp_path_factory.mktemp("emulator")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def withdrawn_url(tmp_path_factory):
     """An emulator that no longer offers any finetune endpoint, nor credits."""
     endpoints = "finetune,finetune_details,my_finetunes,delete_finetune,credits"
