@@ -124,6 +124,10 @@ def test_submit_json_dry_run_names_no_batch_and_records_nothing(env, stack_rt, m
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     credits = 64 * 64 / 1_000_000 * 8
+    # Each account's share of the estimate against its balance at the provider.
+    account = document.pop("accounts")["default"]
+    assert account["estimated_credits"] == round(credits, 4)
+    assert account["balance_credits"] > credits and account["enough"] is True
     assert document == {
         "batch": None,
         "source": str(manifest.resolve()),
