@@ -25,12 +25,14 @@ from pipeline.accounts import Accounts, ProviderAccount, ProviderFlavor
 from pipeline.errors import (
     AmbiguousSubmit,
     EndpointWithdrawn,
-    KeyRejected,
-    OutOfCredits,
-    ProviderRejected,
     ProviderUnavailable,
-    RateLimited,
     UnsafeResult,
+)
+from pipeline.provider_answers import (
+    describe,
+    is_withdrawn,
+    json_object,
+    raise_for_client_error,
 )
 from pipeline.secret import Secret
 
@@ -39,10 +41,6 @@ CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0
 MAX_CONNECTIONS = 64
 _PATH_PREFIX: dict[ProviderFlavor, str] = {"bfl": "/v1", "cometapi": "/flux/v1"}
-# Statuses by which a provider says a path is not (or no longer) served; a 404 counts
-# only with the web framework's bare "Not Found", since unknown finetunes answer 404 too.
-_WITHDRAWN_STATUSES = frozenset({404, 405, 410})
-_ROUTE_NOT_FOUND = "Not Found"
 
 
 class TaskStatus(StrEnum):
@@ -155,7 +153,7 @@ class ProviderClient:
             raise AmbiguousSubmit(f"submit failed after sending: {type(error).__name__}") from None
         if response.status_code >= 500:
             raise AmbiguousSubmit(f"provider answered {response.status_code} to the submit")
-        _raise_for_client_error(response)
+        raise_for_client_error(response)
         return self._submission(response)
 
     def get_result(self, polling_url: str) -> TaskResult:
@@ -171,8 +169,8 @@ class ProviderClient:
             return TaskResult(task_id="", status=TaskStatus.NOT_FOUND)
         if response.status_code >= 500:
             raise ProviderUnavailable(f"provider answered {response.status_code} to get_result")
-        _raise_for_client_error(response)
-        return _task_result(_json_object(response, ProviderUnavailable))
+        raise_for_client_error(response)
+        return _task_result(json_object(response, ProviderUnavailable))
 
     def create_finetune(
         self,
@@ -227,19 +225,21 @@ class ProviderClient:
                 method, self._base_url + path, params=params, json=body, headers=self._auth_headers
             )
         except httpx.HTTPError as error:
-            raise ProviderUnavailable(f"{what} failed: {type(error).__name__}") from None
+            raise ProviderUnavailable(
+                f"could not reach {self._base_url} for {what} ({type(error).__name__})"
+            ) from None
         if response.status_code >= 500:
             raise ProviderUnavailable(f"provider answered {response.status_code} to {what}")
-        if _is_withdrawn(response):
+        if is_withdrawn(response):
             raise EndpointWithdrawn(what, f"{method} {path}", response.status_code, self._base_url)
-        _raise_for_client_error(response)
-        return _json_object(response, ProviderUnavailable)
+        raise_for_client_error(response)
+        return json_object(response, ProviderUnavailable)
 
     def fallback_polling_url(self, task_id: str) -> str:
         return f"{self._base_url}{self._prefix}/get_result?{urlencode({'id': task_id})}"
 
     def _submission(self, response: httpx.Response) -> Submission:
-        data = _json_object(response, AmbiguousSubmit)
+        data = json_object(response, AmbiguousSubmit)
         task_id = data.get("id")
         if not isinstance(task_id, str) or not task_id:
             raise AmbiguousSubmit("provider's submit answer has no task id")
@@ -302,81 +302,6 @@ def _site(host: str | None) -> str:
     return ".".join(labels[-2:])
 
 
-def _is_withdrawn(response: httpx.Response) -> bool:
-    """Whether the answer says the path itself is not served (not that a finetune or
-    task it names is unknown: those answer 404 with their own message)."""
-    status = response.status_code
-    if status not in _WITHDRAWN_STATUSES:
-        return False
-    if status != 404:
-        return True
-    try:
-        data = response.json()
-    except ValueError:
-        return True
-    return not isinstance(data, dict) or data.get("detail", _ROUTE_NOT_FOUND) == _ROUTE_NOT_FOUND
-
-
-def _raise_for_client_error(response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    message = error_message(response)
-    if status == 429:
-        raise RateLimited(
-            f"provider is at its task limit: {message}", retry_after_s=_retry_after_s(response)
-        )
-    if status == 402:
-        raise OutOfCredits(f"provider account has no credits left: {message}")
-    if status in (401, 403):
-        raise KeyRejected(f"provider refused the API key ({status}): {message}")
-    raise ProviderRejected(message, status)
-
-
-def error_message(response: httpx.Response) -> str:
-    """The provider's explanation: `detail` (FastAPI 422 list or text), `message`, `error`."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.reason_phrase or f"HTTP {response.status_code}"
-    if isinstance(data, dict):
-        for name in ("detail", "message", "error"):
-            if name in data:
-                return _describe(data[name])
-    return f"HTTP {response.status_code}"
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, list):
-        return "; ".join(_describe_item(item) for item in value)
-    return str(value)
-
-
-def _describe_item(item: object) -> str:
-    if isinstance(item, dict) and "msg" in item:
-        location = ".".join(str(part) for part in item.get("loc", []) if part != "body")
-        return f"{location}: {item['msg']}" if location else str(item["msg"])
-    return str(item)
-
-
-def _retry_after_s(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _json_object(response: httpx.Response, error: type[Exception]) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        raise error("provider answered with a body that is not JSON") from None
-    if not isinstance(data, dict):
-        raise error("provider answered with JSON that is not an object")
-    return data
-
-
 def _task_result(data: Mapping[str, Any]) -> TaskResult:
     try:
         status = TaskStatus(str(data.get("status")))
@@ -390,7 +315,7 @@ def _task_result(data: Mapping[str, Any]) -> TaskResult:
         status=status,
         sample_url=sample if isinstance(sample, str) else None,
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        details=_describe(data.get("details") or ""),
+        details=describe(data.get("details") or ""),
         progress=_number(data.get("progress")),
     )
 
