@@ -89,11 +89,6 @@ class Accounts:
             ) from None
 
     @property
-    def slots(self) -> dict[str, int]:
-        """Each account's slot count, by name."""
-        return {account.name: account.slots for account in self}
-
-    @property
     def total_slots(self) -> int:
         return sum(account.slots for account in self)
 
