@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from fillpipe.logs import configure_logging
 from pipeline.errors import ConfigError
+from pipeline.metrics import LedgerCollector
 from pipeline.polling import mode_line
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Settings
@@ -61,13 +62,15 @@ def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> No
 def build_receiver_app(settings: Settings) -> Starlette:
     """The receiver wired to the ledger: each recorded callback queues its collect and
     fills the slot it frees, in the same script. With `FILLPIPE_RULES_FILE` it also
-    takes storage events, which need `FILLPIPE_EVENTS_TOKEN`."""
+    takes storage events, which need `FILLPIPE_EVENTS_TOKEN`. Its `/metrics` includes
+    the ledger's gauges."""
     return create_receiver_app(
         signer=CallbackSigner(settings.signing_keys, max_age_s=settings.callback_token_max_age_s),
         recorder=CallbackRecorder.from_settings(settings),
         require_signature=settings.require_signature,
         events=_event_handlers(settings),
         start_line=mode_line(settings),
+        ledger_metrics=LedgerCollector.from_settings(settings),
     )
 
 

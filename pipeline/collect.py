@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from pipeline import metrics
 from pipeline.delivery import ExpiredResultUrl
 from pipeline.errors import (
     InputError,
@@ -39,6 +40,7 @@ _UNCHARGED = (TaskStatus.REQUEST_MODERATED, TaskStatus.CONTENT_MODERATED)
 _COLLECTING = (JobState.COLLECTING,)
 
 
+@metrics.timed(metrics.COLLECT_SECONDS)
 def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     """Read the task's result from the provider and store it; return the new state
     (None: not ours, or not known yet). Raises `NotReadyYet` while the submit that
@@ -143,6 +145,7 @@ def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: Task
         attempt=record.attempt,
         fields={"seed": result.seed, "error": None},
     )
+    metrics.stored(rt.ledger.redis, rt.ledger.keys, record.ref, record.attempt)
     return JobState.STORED
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline import metrics
 from pipeline.collect import polling_url_of
 from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line
@@ -38,6 +39,16 @@ class SweepReport:
     # Jobs whose mask wait ended: queued (their mask is there) or failed.
     masks_settled: list[JobRef] = field(default_factory=list)
     dispatched: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs of each kind the sweep acted on (`pipeline.metrics`)."""
+        return {
+            "polled": len(self.polled),
+            "requeued": len(self.requeued),
+            "ambiguous": len(self.ambiguous),
+            "masks_settled": len(self.masks_settled),
+            "dispatched": self.dispatched,
+        }
 
     @property
     def acted(self) -> bool:
@@ -64,13 +75,15 @@ def sweep(rt: Runtime) -> SweepReport:
             _requeue(rt, record, reason, report)
         else:
             _poll(rt, record, report)
-    return SweepReport(
+    done = SweepReport(
         report.polled,
         report.requeued,
         report.ambiguous,
         report.masks_settled,
         dispatched=rt.ledger.slots.dispatch(),
     )
+    metrics.reconcile_findings(done.counts())
+    return done
 
 
 def _settle_mask_wait(rt: Runtime, record: JobRecord, report: SweepReport) -> None:

@@ -35,6 +35,9 @@ MIN_SIGNING_KEY_CHARS = 32
 # Credits per output megapixel used to estimate a job's cost before the provider
 # states it (budgets, --dry-run); the emulator charges this for finetuned fills.
 DEFAULT_PRICE_CREDITS_PER_MP = 8.0
+# Where a worker's Prometheus exporter listens, when FILLPIPE_METRICS_PORT asks for one.
+DEFAULT_METRICS_HOST = "127.0.0.1"
+MAX_PORT = 65535
 
 # What collect does when the provider no longer has a finished task's result.
 LostResultPolicy = Literal["fail", "resubmit"]
@@ -108,6 +111,9 @@ class Settings:
     # requires (a Bearer token or an x-api-key header).
     rules_file: str | None = None
     events_token: Secret | None = None
+    # A worker's Prometheus exporter: its port (None: no exporter) and bind address.
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULT_METRICS_HOST
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -141,6 +147,8 @@ class Settings:
             on_lost_result=env.choice("ON_LOST_RESULT", LOST_RESULT_POLICIES),
             rules_file=env.optional("RULES_FILE"),
             events_token=_maybe_secret(env.optional("EVENTS_TOKEN")),
+            metrics_port=env.port("METRICS_PORT"),
+            metrics_host=env.optional("METRICS_HOST") or DEFAULT_METRICS_HOST,
         )
         env.raise_problems()
         return settings
@@ -225,6 +233,15 @@ class _Env:
                 f"got {number if isinstance(number, int) else value}"
             )
         return number
+
+    def port(self, name: str) -> int | None:
+        """A TCP port (1-65535), or None when unset."""
+        if self.optional(name) is None:
+            return None
+        port = self.integer(name, 0, minimum=1)
+        if port > MAX_PORT:
+            self._problems.append(f"{PREFIX}{name} must be at most {MAX_PORT}, got {port}")
+        return port
 
     def boolean(self, name: str, *, default: bool) -> bool:
         """`true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`, any case)."""

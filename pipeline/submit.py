@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipeline import metrics
 from pipeline.errors import (
     AccountProblem,
     AmbiguousSubmit,
@@ -61,6 +62,7 @@ class Request:
     image: ImageInfo
 
 
+@metrics.timed(metrics.SUBMIT_SECONDS)
 def submit_job(
     rt: Runtime, ref: JobRef, attempt: int, *, stopping: Callable[[], bool] = lambda: False
 ) -> JobState | None:
@@ -207,6 +209,7 @@ def post_and_record(
 def _refused(rt: Runtime, record: JobRecord, error: Exception) -> JobState | None:
     """The provider took no task: wait and try again later, pause, or fail the job."""
     ref, attempt = record.ref, record.attempt
+    metrics.provider_error(record.account, error)
     account = rt.ledger.account(record.account)
     if isinstance(error, AccountProblem):
         account.pause(str(error))
@@ -230,6 +233,7 @@ def record_task(
     sweep's deadline stays `callback_late_s`, for a task nothing polls."""
     rt.ledger.account(record.account).provider_fine()
     cost = submission.cost_credits if submission.cost_credits is not None else estimate
+    metrics.credits_spent(record.account, cost)
     now = rt.clock()
     rt.ledger.jobs.transition(
         record.ref,
@@ -256,6 +260,7 @@ def _record_ambiguous(rt: Runtime, record: JobRecord, error: AmbiguousSubmit) ->
     held, and a callback naming this attempt (its token does) is awaited until the
     ambiguity deadline."""
     log.warning("job %s attempt %d: ambiguous submit (%s)", record.ref, record.attempt, error)
+    metrics.provider_error(record.account, error)
     rt.ledger.jobs.transition(
         record.ref,
         from_states=[JobState.SUBMITTING],

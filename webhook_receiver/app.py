@@ -13,11 +13,12 @@
     HEAD, POST /v1/events/s3         storage events (MinIO, EventBridge), when trigger
                                      rules are configured: see `webhook_receiver.events`
     GET  /healthz                    200 when the ledger's Redis answers, else 503
+    GET  /metrics                    Prometheus text: `webhook_receiver.metrics`
     GET  /openapi.json               the OpenAPI description of the above
 
 The callback only says "look now": the collect task reads the outcome from the
 provider's polling URL, so nothing in the body but the fact that the task ended is used
-(that frees its provider slot at once). Every answer is JSON; no input makes the
+(that frees its provider slot at once). Every answer but /metrics is JSON; no input makes the
 receiver answer 500. Verified callbacks are recorded by a `CallbackRecorder`, many per
 Redis round trip, on the event loop: no thread hops, no per-callback broker client.
 """
@@ -36,10 +37,13 @@ from starlette.routing import Route
 
 from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
 from pipeline.errors import BodyTooLarge, VerificationError
+from pipeline.metrics import LedgerCollector
 from pipeline.recorder import CallbackOutcome, CallbackRecorder
 from pipeline.signing import CallbackClaim, CallbackSigner
+from webhook_receiver import metrics
 from webhook_receiver.bodies import answer, read_body
 from webhook_receiver.events import EVENTS_ROUTE, EventHandlers
+from webhook_receiver.metrics import MetricsEndpoint
 from webhook_receiver.openapi import openapi_schema
 
 log = logging.getLogger(__name__)
@@ -58,12 +62,14 @@ def create_app(
     max_body_bytes: int = MAX_CALLBACK_BYTES,
     events: EventHandlers | None = None,
     start_line: str | None = None,
+    ledger_metrics: LedgerCollector | None = None,
 ) -> Starlette:
     """The receiver app; its collaborators are built by the caller (the composition root).
     With `events`, it also takes storage events. `start_line` is logged as it starts
-    (which callbacks mode the deployment runs in).
+    (which callbacks mode the deployment runs in). With `ledger_metrics`, `/metrics`
+    includes the ledger's gauges.
 
-    The app closes `recorder` (and `events`) when it shuts down.
+    The app closes `recorder` (and `events`, `ledger_metrics`) when it shuts down.
     """
     receiver = ReceiverHandlers(
         signer,
@@ -72,10 +78,12 @@ def create_app(
         max_body_bytes=max_body_bytes,
         events=events,
         start_line=start_line,
+        metrics_endpoint=MetricsEndpoint(ledger_metrics),
     )
     routes = [
         Route(CALLBACK_ROUTE, receiver.callback, methods=["POST"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
+        Route("/metrics", receiver.metrics_endpoint, methods=["GET"], include_in_schema=False),
         Route("/openapi.json", receiver.openapi, methods=["GET"], include_in_schema=False),
     ]
     if events is not None:
@@ -100,7 +108,9 @@ class ReceiverHandlers:
         max_body_bytes: int,
         events: EventHandlers | None = None,
         start_line: str | None = None,
+        metrics_endpoint: MetricsEndpoint | None = None,
     ) -> None:
+        self.metrics_endpoint = metrics_endpoint or MetricsEndpoint()
         self._events = events
         self._start_line = start_line
         self._signer = signer
@@ -118,6 +128,7 @@ class ReceiverHandlers:
         try:
             body = await read_body(request, self._max_body_bytes)
         except BodyTooLarge:
+            metrics.rejected("too_large")
             return answer(413, "request body too large")
         try:
             claim = self._signer.verify(
@@ -128,14 +139,17 @@ class ReceiverHandlers:
             )
         except VerificationError as error:
             log.info("callback rejected: %s", error)
+            metrics.verification_failed(error)
             return answer(401, "unauthorized")
         if not _is_json(request.headers.get("content-type", "")):
             log.info("callback for %s rejected: content type is not JSON", claim.ref)
+            metrics.rejected("media_type")
             return answer(415, "content type must be application/json")
         try:
             report = parse_callback(body)
         except MalformedCallback as error:
             log.info("callback for %s rejected: %s", claim.ref, error)
+            metrics.rejected("body")
             return answer(400, "malformed callback body")
         return await self._record(claim, report)
 
@@ -146,7 +160,9 @@ class ReceiverHandlers:
         except Exception as error:
             # Only the type: Redis errors can name hosts.
             log.error("callback for %s not recorded: %s", claim.ref, type(error).__name__)
+            metrics.rejected("unavailable")
             return answer(503, "temporarily unavailable")
+        metrics.recorded(outcome)
         if outcome is CallbackOutcome.UNKNOWN:
             return answer(404, "not found")
         log.info("callback for %s attempt %d: %s", claim.ref, claim.attempt, outcome.value)
@@ -175,6 +191,7 @@ class ReceiverHandlers:
         await self._recorder.aclose()
         if self._events is not None:
             self._events.close()
+        self.metrics_endpoint.close()
 
 
 async def _http_error(_: Request, error: Exception) -> Response:

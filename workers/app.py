@@ -39,6 +39,7 @@ PUBLISH_RETRY_POLICY = {
 def create_celery_app(settings: Settings) -> Celery:
     """The configured Celery app for `settings` (broker = the ledger's Redis)."""
     from workers.context import StopSignal
+    from workers.metrics import MetricsStep
     from workers.poller import PollerStep
     from workers.relay import RelayStep
 
@@ -74,5 +75,5 @@ def create_celery_app(settings: Settings) -> Celery:
             },
         },
     )
-    app.steps["worker"].update({RelayStep, PollerStep, StopSignal})
+    app.steps["worker"].update({RelayStep, PollerStep, StopSignal, MetricsStep})
     return app
