@@ -83,7 +83,9 @@ def create_app(
     routes = [
         Route(CALLBACK_ROUTE, receiver.callback, methods=["POST"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
-        Route("/metrics", receiver.metrics_endpoint, methods=["GET"], include_in_schema=False),
+        Route(
+            "/metrics", receiver.metrics_endpoint.scrape, methods=["GET"], include_in_schema=False
+        ),
         Route("/openapi.json", receiver.openapi, methods=["GET"], include_in_schema=False),
     ]
     if events is not None:

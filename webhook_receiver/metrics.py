@@ -88,7 +88,7 @@ class MetricsEndpoint:
     def __repr__(self) -> str:
         return f"MetricsEndpoint(ledger={self._ledger!r})"
 
-    async def __call__(self, _: Request) -> Response:
+    async def scrape(self, _: Request) -> Response:
         body = await run_in_threadpool(self.exposition)
         return Response(body, media_type=TEXT_FORMAT)
 
