@@ -65,12 +65,9 @@ def create_app(
     ledger_metrics: LedgerCollector | None = None,
 ) -> Starlette:
     """The receiver app; its collaborators are built by the caller (the composition root).
-    With `events`, it also takes storage events. `start_line` is logged as it starts
-    (which callbacks mode the deployment runs in). With `ledger_metrics`, `/metrics`
-    includes the ledger's gauges.
-
-    The app closes `recorder` (and `events`, `ledger_metrics`) when it shuts down.
-    """
+    With `events`, it also takes storage events; with `ledger_metrics`, `/metrics` shows
+    the ledger's gauges. `start_line` is logged as it starts (the callbacks mode). The app
+    closes `recorder`, `events` and `ledger_metrics` when it shuts down."""
     receiver = ReceiverHandlers(
         signer,
         recorder,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from celery import Celery
 
 from pipeline.settings import Settings
+from workers.metrics import MetricsStep
 
 TASK_SUBMIT = "fillpipe.submit"
 TASK_COLLECT = "fillpipe.collect"
@@ -39,7 +40,6 @@ PUBLISH_RETRY_POLICY = {
 def create_celery_app(settings: Settings) -> Celery:
     """The configured Celery app for `settings` (broker = the ledger's Redis)."""
     from workers.context import StopSignal
-    from workers.metrics import MetricsStep
     from workers.poller import PollerStep
     from workers.relay import RelayStep
 
