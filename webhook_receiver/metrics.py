@@ -53,19 +53,19 @@ CALLBACKS_REJECTED = Counter(
     ["reason"],
     registry=RECEIVER_REGISTRY,
 )
-for _outcome in CallbackOutcome:
-    CALLBACKS.labels(_outcome.value)
-for _reason in REJECT_REASONS:
-    CALLBACKS_REJECTED.labels(_reason)
+# Every label value exported from the start (at 0), each child bound once: a callback
+# costs a counter increment, not a label lookup.
+_RECORDED = {outcome: CALLBACKS.labels(outcome.value) for outcome in CallbackOutcome}
+_REJECTED = {reason: CALLBACKS_REJECTED.labels(reason) for reason in REJECT_REASONS}
 
 
 def recorded(outcome: CallbackOutcome) -> None:
-    CALLBACKS.labels(outcome.value).inc()
+    _RECORDED[outcome].inc()
 
 
 def rejected(reason: str) -> None:
     """Count a refused callback; `reason` is one of `REJECT_REASONS`."""
-    CALLBACKS_REJECTED.labels(reason).inc()
+    _REJECTED[reason].inc()
 
 
 def verification_failed(error: VerificationError) -> None:

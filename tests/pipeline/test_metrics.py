@@ -14,6 +14,7 @@ from pipeline import metrics
 from pipeline.collect import collect_job
 from pipeline.errors import (
     AmbiguousSubmit,
+    ConfigError,
     KeyRejected,
     NotReadyYet,
     OutOfCredits,
@@ -28,6 +29,7 @@ from pipeline.ledger.scripts import CALLBACK_MARK_TTL_S
 from pipeline.metrics import WORKER_REGISTRY, LedgerCollector
 from pipeline.models import EditParams, JobRef, JobSpec
 from pipeline.reconcile import sweep
+from pipeline.settings import Settings
 from pipeline.states import JobState
 from pipeline.submit import submit_job
 
@@ -257,3 +259,28 @@ def test_the_ledger_gauges_say_when_redis_does_not_answer(pools_ledger):
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     samples = scrape(LedgerCollector(dead, pools_ledger.keys, pools_ledger.pools))
     assert samples == {"fillpipe_ledger_up": {(): 0.0}}
+
+
+# -- the settings ------------------------------------------------------------------------
+
+REQUIRED = {
+    "FILLPIPE_REDIS_URL": "redis://127.0.0.1:1/0",
+    "FILLPIPE_PROVIDER_URL": "https://api.example.com",
+    "FILLPIPE_PROVIDER_KEY": "key",
+    "FILLPIPE_SIGNING_KEY": "k" * 40,
+}
+
+
+def test_a_workers_exporter_is_off_unless_a_port_is_set():
+    settings = Settings.from_environ(REQUIRED)
+    assert (settings.metrics_port, settings.metrics_host) == (None, "127.0.0.1")
+    chosen = Settings.from_environ(
+        {**REQUIRED, "FILLPIPE_METRICS_PORT": "9100", "FILLPIPE_METRICS_HOST": "0.0.0.0"}
+    )
+    assert (chosen.metrics_port, chosen.metrics_host) == (9100, "0.0.0.0")
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http", "-1"])
+def test_a_metrics_port_out_of_range_is_refused(port):
+    with pytest.raises(ConfigError, match="FILLPIPE_METRICS_PORT"):
+        Settings.from_environ({**REQUIRED, "FILLPIPE_METRICS_PORT": port})
