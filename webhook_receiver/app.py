@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
 from pipeline.errors import BodyTooLarge, VerificationError
+from pipeline.logcontext import job_context
 from pipeline.recorder import CallbackOutcome, CallbackRecorder
 from pipeline.signing import CallbackClaim, CallbackSigner
 from webhook_receiver.bodies import answer, read_body
@@ -137,7 +138,11 @@ class ReceiverHandlers:
         except MalformedCallback as error:
             log.info("callback for %s rejected: %s", claim.ref, error)
             return answer(400, "malformed callback body")
-        return await self._record(claim, report)
+        ref, task = claim.ref, report.task_id
+        with job_context(
+            batch=ref.batch_id, job=ref.job_id, attempt=claim.attempt, provider_task=task
+        ):
+            return await self._record(claim, report)
 
     async def _record(self, claim: CallbackClaim, report: CallbackReport) -> Response:
         """Record a verified callback: 200, 404 for an unknown job, 503 when unreachable."""
