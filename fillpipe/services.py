@@ -6,13 +6,14 @@ embedded stack, the tests and docker-compose all run.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
-from fillpipe.logs import configure_logging
+from fillpipe.logs import configure_logging, log_format
 from pipeline.errors import ConfigError
 from pipeline.metrics import LedgerCollector
 from pipeline.polling import mode_line
@@ -35,12 +36,13 @@ def run_worker(
 ) -> None:
     """A Celery worker consuming `queues` with `concurrency` threads (default:
     `THREADS_PER_SLOT` per provider slot of every account), and relaying the ledger's outbox."""
-    configure_logging(loglevel)
     settings = Settings.from_environ(environ)
+    configure_logging(loglevel, settings=settings, environ=environ)
     threads = concurrency or THREADS_PER_SLOT * settings.accounts.total_slots
     app = create_celery_app(settings)
     app.worker_main(
         [
+            *_celery_banner_off(environ),
             "worker",
             f"--queues={queues}",
             "--pool=threads",
@@ -54,9 +56,17 @@ def run_worker(
 
 def run_beat(environ: Mapping[str, str], *, schedule: Path, loglevel: str) -> None:
     """Celery beat with the reconcile schedule; run exactly one per deployment."""
-    configure_logging(loglevel)
-    app = create_celery_app(Settings.from_environ(environ))
-    app.start(["beat", f"--schedule={schedule}", f"--loglevel={loglevel}"])
+    settings = Settings.from_environ(environ)
+    configure_logging(loglevel, settings=settings, environ=environ)
+    app = create_celery_app(settings)
+    app.start(
+        [*_celery_banner_off(environ), "beat", f"--schedule={schedule}", f"--loglevel={loglevel}"]
+    )
+
+
+def _celery_banner_off(environ: Mapping[str, str]) -> list[str]:
+    """Celery prints its start-up banner as plain text: left out of JSON logs."""
+    return ["--quiet"] if log_format(environ, sys.stderr) == "json" else []
 
 
 def build_receiver_app(settings: Settings) -> Starlette:
@@ -88,11 +98,12 @@ def _event_handlers(settings: Settings) -> EventHandlers | None:
 
 
 def run_receiver(environ: Mapping[str, str], *, host: str, port: int) -> None:
-    """The webhook receiver under uvicorn. No access log: callback URLs carry tokens."""
-    configure_logging()
+    """The webhook receiver under uvicorn. No access log: callback URLs carry tokens.
+    uvicorn's own lines go through fillpipe's handler (`log_config=None`)."""
     settings = Settings.from_environ(environ)
+    configure_logging(settings=settings, environ=environ)
     app = build_receiver_app(settings)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", log_config=None)
 
 
 def run_emulator(environ: Mapping[str, str], *, host: str, port: int) -> None:
@@ -100,11 +111,12 @@ def run_emulator(environ: Mapping[str, str], *, host: str, port: int) -> None:
     from emulator.app import create_app
     from emulator.config import EmulatorConfig
 
-    configure_logging()
+    configure_logging(environ=environ)
     uvicorn.run(
         create_app(EmulatorConfig.from_environ(environ)),
         host=host,
         port=port,
         access_log=False,
         log_level="info",
+        log_config=None,
     )

@@ -48,8 +48,8 @@ def watch_s3(
     health_port: int | None,
 ) -> None:
     """Poll the listings of `uris` (s3://BUCKET/PREFIX) every `interval_s`."""
-    configure_logging()
     settings, rules = _settings_and_rules(environ, rules_file)
+    configure_logging(settings=settings, environ=environ)
     storage = Storage.from_settings(settings)
     ledger = Ledger.from_settings(settings)
     intake = TriggerIntake(
@@ -89,8 +89,8 @@ def watch_sqs(
     health_port: int | None,
 ) -> None:
     """Long-poll `queue_url` with `receivers` concurrent receives."""
-    configure_logging()
     settings, rules = _settings_and_rules(environ, rules_file)
+    configure_logging(settings=settings, environ=environ)
     intake = TriggerIntake.from_settings(settings, rules)
     watcher = SqsWatcher(intake, queue_url, sqs_client())
     log.info("watching %s with %d receivers", queue_url, receivers)

@@ -24,6 +24,7 @@ from pipeline.errors import (
     UnsafeResult,
 )
 from pipeline.images import check_result
+from pipeline.logcontext import add_to_job_context
 from pipeline.models import CONTENT_TYPES, JobRecord, JobRef
 from pipeline.moves import back_in_line, end_job
 from pipeline.polling import file_next_poll
@@ -48,6 +49,7 @@ def collect_job(rt: Runtime, ref: JobRef, attempt: int) -> JobState | None:
     record = rt.ledger.jobs.get(ref)
     if record is None or record.attempt != attempt or record.state.is_terminal:
         return None
+    add_to_job_context(provider_task=record.provider_task_id)
     if record.state in (JobState.DISPATCHED, JobState.SUBMITTING):
         raise NotReadyYet(f"job {ref} attempt {attempt} is still being submitted")
     polling_url = polling_url_of(rt, record)

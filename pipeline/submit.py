@@ -34,6 +34,7 @@ from pipeline.errors import (
 )
 from pipeline.images import ImageInfo, check_edit_inputs, inputs_digest
 from pipeline.ledger.slots import MAX_WAIT_S
+from pipeline.logcontext import add_to_job_context
 from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line, backoff_s, end_job
 from pipeline.polling import file_first_poll
@@ -250,6 +251,7 @@ def record_task(
         cost_delta=cost,
         late_at=now + rt.settings.deadlines.callback_late_s,
     )
+    add_to_job_context(provider_task=submission.task_id)
     if not rt.settings.callbacks:
         file_first_poll(rt, record.ref, record.attempt)
     return JobState.AWAITING_RESULT

@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from pipeline.callbacks import CallbackReport, MalformedCallback, parse_callback
 from pipeline.errors import BodyTooLarge, VerificationError
+from pipeline.logcontext import job_context
 from pipeline.metrics import LedgerCollector
 from pipeline.recorder import CallbackOutcome, CallbackRecorder
 from pipeline.signing import CallbackClaim, CallbackSigner
@@ -150,7 +151,11 @@ class ReceiverHandlers:
             log.info("callback for %s rejected: %s", claim.ref, error)
             metrics.rejected("body")
             return answer(400, "malformed callback body")
-        return await self._record(claim, report)
+        ref, task = claim.ref, report.task_id
+        with job_context(
+            batch=ref.batch_id, job=ref.job_id, attempt=claim.attempt, provider_task=task
+        ):
+            return await self._record(claim, report)
 
     async def _record(self, claim: CallbackClaim, report: CallbackReport) -> Response:
         """Record a verified callback: 200, 404 for an unknown job, 503 when unreachable."""

@@ -9,12 +9,18 @@ sweep runs on beat's schedule.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import task_postrun, task_prerun
 
 from pipeline import reports
 from pipeline.collect import collect_job, release_collect
 from pipeline.errors import NotReadyYet, RetryableError
+from pipeline.logcontext import job_context
 from pipeline.models import JobRef
 from pipeline.reconcile import sweep
 from pipeline.runtime import Runtime
@@ -89,6 +95,42 @@ def reconcile() -> None:
             len(report.ambiguous),
             report.dispatched,
         )
+
+
+# The job contexts of the submit or collect running in each task thread.
+_job_logs = threading.local()
+
+
+@task_prerun.connect
+def _enter_job_context(
+    task_id: str, task: Task, args: Sequence[Any], kwargs: dict[str, Any], **_: object
+) -> None:
+    """From before a submit or a collect runs until after Celery logs how it ended, every
+    line logged in its thread names its job (`pipeline.logcontext`) and its Celery task."""
+    if task.name not in (TASK_SUBMIT, TASK_COLLECT):
+        return
+    ids = {**dict(zip(("batch_id", "job_id", "attempt"), args, strict=False)), **kwargs}
+    context = job_context(
+        batch=ids.get("batch_id"),
+        job=ids.get("job_id"),
+        attempt=ids.get("attempt"),
+        celery_task=task_id,
+    )
+    context.__enter__()
+    _open_contexts().append(context)
+
+
+@task_postrun.connect
+def _leave_job_context(task: Task, **_: object) -> None:
+    if task.name in (TASK_SUBMIT, TASK_COLLECT) and (contexts := _open_contexts()):
+        contexts.pop().__exit__(None, None, None)
+
+
+def _open_contexts() -> list[AbstractContextManager[None]]:
+    if not hasattr(_job_logs, "open"):
+        _job_logs.open = []
+    contexts: list[AbstractContextManager[None]] = _job_logs.open
+    return contexts
 
 
 def _after(rt: Runtime, ref: JobRef, state: JobState | None) -> None:

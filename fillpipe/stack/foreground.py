@@ -19,6 +19,7 @@ from types import FrameType
 
 import click
 
+from fillpipe.logs import configure_logging
 from fillpipe.output import say
 from fillpipe.stack.embedded import EmbeddedStack
 from fillpipe.stack.restarts import RestartPolicy
@@ -37,11 +38,13 @@ class _StopRequested(BaseException):
 def run_foreground(state_dir: Path, environ: Mapping[str, str]) -> None:
     """Run the stack until SIGINT/SIGTERM (return) or until a service crash-loops (exit
     code 1), restarting each service that exits."""
+    configure_logging(environ=environ)  # a bad FILLPIPE_LOG_FORMAT stops it here
     stack = EmbeddedStack(state_dir, environ)
     failed: str | None = None
     with _stop_signals():
         try:
             stack.start()
+            configure_logging(settings=Settings.from_environ(stack.env), environ=environ)
             _write_pids_file(stack)
             stack.write_env_file()
             _print_summary(stack)
