@@ -26,7 +26,8 @@ from pipeline.settings import Settings
 from pipeline.states import JobState
 from pipeline.storage import S3Uri
 from pipeline.submit import submit_job
-from pipeline.triggers.intake import check_notify
+from pipeline.triggers.events import ObjectEvent
+from pipeline.triggers.intake import TriggerIntake, check_notify
 from pipeline.triggers.rules import parse_rules
 from tests.notify_receiver import SECRET, NotifyReceiver
 from tests.pipeline.conftest import take_outbox
@@ -266,6 +267,30 @@ def test_a_rule_batch_notifies_each_job_as_it_ends(rt, receiver):
     }
     assert cancelled["data"]["state"] == "cancelled"
     assert cancelled["data"]["output"] is None
+
+
+def test_a_rule_with_notify_makes_its_rolling_batch_notify_per_job(rt, clock, receiver):
+    prefix = f"incoming-{next(_ids)}/"
+    rules = parse_rules(
+        textwrap.dedent(RULES % receiver.url).replace('"incoming/"', f'"{prefix}"'),
+        source="r.toml",
+    )
+    intake = TriggerIntake(rules, ledger=rt.ledger, storage=rt.storage, mask_wait_s=60, clock=clock)
+    key = f"{prefix}mug.png"
+    rt.storage.write(
+        S3Uri("fillpipe", f"{prefix}mug.mask.png"), png(mode="L"), content_type="image/png"
+    )
+    rt.storage.write(S3Uri("fillpipe", key), png(), content_type="image/png")
+    etag = rt.storage.head(S3Uri("fillpipe", key)).etag
+
+    [outcome] = intake.handle([ObjectEvent("fillpipe", key, etag=etag, origin="test")])
+
+    assert outcome.result == "queued"
+    target = rt.ledger.notifications.target(outcome.job.batch_id)
+    assert (target.url, target.per_job) == (receiver.url, True)
+    assert run_to_end(rt, outcome.job) is JobState.STORED
+    assert deliver_queued(rt) == [True]
+    assert receiver.received[0].verified()["data"]["rule"] == RULE
 
 
 def run_to_end_dispatched(rt, ref):
