@@ -55,8 +55,7 @@ IO_TIMEOUT_S = 10.0
 ATTEMPT_LEASE_S = 120.0
 # A delivery is kept at most this long: past the whole schedule.
 KEEP_S = int(sum(RETRY_SCHEDULE_S)) + 24 * 3600
-# One sweep claims this many due deliveries at a time, and stops claiming after this long.
-RETRY_CLAIM = 8
+# One sweep stops claiming due deliveries after this long (the next sweep goes on).
 RETRY_BUDGET_S = 30.0
 USER_AGENT = "fillpipe-notify"
 # A batch.finished's counts: every state a job ends in, in the order of `JobState`.
