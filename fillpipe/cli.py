@@ -144,6 +144,13 @@ def demo(jobs: int, out_dir: Path, trigger: bool, state_dir: Path, as_json: bool
     help="The batch's share of free provider slots relative to other running batches "
     "(a batch of priority 4 gets 4 slots for every 1 of a priority-1 batch).",
 )
+@click.option(
+    "--notify",
+    "notify_url",
+    metavar="URL",
+    help="POST a signed batch.finished event (Standard Webhooks, FILLPIPE_NOTIFY_SECRET) "
+    "to URL once every job has ended.",
+)
 @json_option
 def submit(
     manifest: str,
@@ -152,6 +159,7 @@ def submit(
     budget_usd: float | None,
     check_inputs: bool | None,
     priority: int,
+    notify_url: str | None,
     as_json: bool,
 ) -> None:
     """Validate a manifest (JSON Lines or CSV, local or s3://) and submit it as one batch.
@@ -165,7 +173,9 @@ def submit(
     """
     from fillpipe.submit import SubmitOptions, run_submit
 
-    options = SubmitOptions(dry_run, wait, budget_usd, check_inputs, priority, as_json)
+    options = SubmitOptions(
+        dry_run, wait, budget_usd, check_inputs, priority, as_json, notify_url=notify_url
+    )
     exit_on_known_errors(lambda: run_submit(manifest, os.environ, options))
 
 

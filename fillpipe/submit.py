@@ -19,6 +19,7 @@ from pipeline.finetunes import credits as account_credits
 from pipeline.intake import Submission, Validation
 from pipeline.ledger import DEFAULT_PRIORITY, BatchSummary
 from pipeline.models import CREDITS_PER_USD
+from pipeline.notify_target import check_target
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.states import JobState
@@ -36,12 +37,15 @@ class SubmitOptions:
     check_inputs: bool | None = None
     priority: int = DEFAULT_PRIORITY
     as_json: bool = False
+    notify_url: str | None = None
 
 
 def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions) -> None:
     """Validate, then (unless a dry run) create and enqueue the batch and print its id;
     with `wait`, follow it to the end and exit 1 unless every job was stored."""
     settings = Settings.from_environ(environ)
+    if options.notify_url is not None:
+        check_target(settings, options.notify_url)  # before anything is read or recorded
     rt = Runtime.from_settings(settings)
     try:
         validation = intake.validate(rt, manifest, check_inputs=options.check_inputs)
@@ -55,7 +59,11 @@ def run_submit(manifest: str, environ: Mapping[str, str], options: SubmitOptions
                 raise SystemExit(EXIT_FAILURE)
             return
         submission = intake.create(
-            rt, validation, budget_usd=options.budget_usd, priority=options.priority
+            rt,
+            validation,
+            budget_usd=options.budget_usd,
+            priority=options.priority,
+            notify_url=options.notify_url,
         )
         say(f"batch {submission.batch_id}: {submission.rows} jobs queued")
         if not options.as_json:

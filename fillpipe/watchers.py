@@ -23,7 +23,7 @@ from pipeline.ledger import Ledger
 from pipeline.routing import AccountRouter
 from pipeline.settings import Settings
 from pipeline.storage import S3Uri, Storage
-from pipeline.triggers.intake import TriggerIntake
+from pipeline.triggers.intake import TriggerIntake, check_notify
 from pipeline.triggers.listing import ListingPoller
 from pipeline.triggers.rules import RuleSet, load_rules
 from pipeline.triggers.sqs import WAIT_TIME_S, SqsWatcher, sqs_client
@@ -109,7 +109,9 @@ def parse_watched(uri: str) -> S3Uri:
 
 
 def _settings_and_rules(environ: Mapping[str, str], rules_file: str) -> tuple[Settings, RuleSet]:
-    return Settings.from_environ(environ), load_rules(rules_file)
+    settings, rules = Settings.from_environ(environ), load_rules(rules_file)
+    check_notify(rules, settings)  # a rule's notify needs the secret
+    return settings, rules
 
 
 def _run(name: str, polls: list[Poll], interval_s: float, health_port: int | None) -> None:

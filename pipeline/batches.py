@@ -6,9 +6,11 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import IO
 
 from pipeline.ledger.batches import DEFAULT_PRIORITY
 from pipeline.models import JobSpec
+from pipeline.notify_target import check_target
 from pipeline.runtime import Runtime
 from pipeline.storage import S3Uri
 
@@ -39,14 +41,18 @@ def create_batch(
     budget_credits: float | None = None,
     priority: int = DEFAULT_PRIORITY,
     source: str = "",
+    notify_url: str | None = None,
 ) -> int:
     """Record every job as queued and store the validated manifest; return the count.
     Free provider slots are leased to the batch's first jobs as it is recorded.
-    `source` says where the batch came from (a manifest's path or URI, "demo").
+    `source` says where the batch came from (a manifest's path or URI, "demo");
+    `notify_url` is POSTed once every job has ended (checked first, by `check_target`).
 
     `specs` is consumed once, as a stream: the manifest is spooled to a temporary file
     (on disk past `MANIFEST_SPOOL_BYTES`), never held whole in memory.
     """
+    if notify_url is not None:
+        check_target(rt.settings, notify_url)
     with tempfile.SpooledTemporaryFile(max_size=MANIFEST_SPOOL_BYTES) as manifest:
 
         def recorded() -> Iterator[JobSpec]:
@@ -55,12 +61,22 @@ def create_batch(
                 yield spec
 
         count = rt.ledger.batches.create(
-            batch_id, recorded(), budget_credits=budget_credits, priority=priority, source=source
+            batch_id,
+            recorded(),
+            budget_credits=budget_credits,
+            priority=priority,
+            source=source,
+            notify_url=notify_url,
         )
-        manifest.seek(0)
-        rt.storage.upload(
-            S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"),
-            manifest,
-            content_type="application/x-ndjson",
-        )
+        _upload_manifest(rt, batch_id, manifest)
     return count
+
+
+def _upload_manifest(rt: Runtime, batch_id: str, manifest: IO[bytes]) -> None:
+    """The batch's validated manifest, spooled as it was recorded, to its reports' place."""
+    manifest.seek(0)
+    rt.storage.upload(
+        S3Uri.parse(batch_prefix(rt, batch_id) + "manifest.jsonl"),
+        manifest,
+        content_type="application/x-ndjson",
+    )

@@ -36,6 +36,7 @@ from pipeline.manifest import (
     validate_rows,
 )
 from pipeline.models import CREDITS_PER_USD, JobRef, JobSpec
+from pipeline.notify_target import check_target
 from pipeline.runtime import Runtime
 from pipeline.storage import S3_SCHEME, S3Uri
 from pipeline.submit import MAX_INPUT_BYTES
@@ -95,6 +96,7 @@ class Submission:
     estimated_credits: float | None
     budget_credits: float | None = None
     priority: int = DEFAULT_PRIORITY
+    notify_url: str | None = None
 
     @property
     def estimated_usd(self) -> float | None:
@@ -127,12 +129,13 @@ def create(
     *,
     budget_usd: float | None = None,
     priority: int = DEFAULT_PRIORITY,
+    notify_url: str | None = None,
 ) -> Submission:
     """Upload the manifest's local inputs and record its batch, queued for the dispatcher.
 
-    The manifest is read again and every row checked again as it is recorded (it may have
-    changed since `validate`). `budget_usd` caps what the batch may spend; `priority` is
-    its share of free provider slots against other running batches.
+    The manifest is read again and every row checked as it is recorded (it may have
+    changed since `validate`). `budget_usd` caps the batch's spend, `priority` is its share
+    of free slots against other running batches, `notify_url` is told when it finishes.
     """
     manifest = validation.manifest
     budget = None if budget_usd is None else budget_usd * CREDITS_PER_USD
@@ -142,7 +145,13 @@ def create(
     with _rows(rt, manifest, validation.fmt) as rows:
         specs = (_spec(rt, batch_id, row, uploader, checked.get(row.job_id)) for row in rows)
         count = create_batch(
-            rt, batch_id, specs, budget_credits=budget, priority=priority, source=validation.source
+            rt,
+            batch_id,
+            specs,
+            budget_credits=budget,
+            priority=priority,
+            source=validation.source,
+            notify_url=notify_url,
         )
     return Submission(
         batch_id=batch_id,
@@ -152,6 +161,7 @@ def create(
         estimated_credits=validation.estimated_credits,
         budget_credits=budget,
         priority=priority,
+        notify_url=notify_url,
     )
 
 
@@ -162,10 +172,14 @@ def submit(
     check_inputs: bool | None = None,
     budget_usd: float | None = None,
     priority: int = DEFAULT_PRIORITY,
+    notify_url: str | None = None,
 ) -> Submission:
-    """`validate`, then `create`: the whole intake of one manifest."""
+    """`validate`, then `create`: the whole intake of one manifest (a `notify_url` is
+    checked before either)."""
+    if notify_url is not None:
+        check_target(rt.settings, notify_url)
     validation = validate(rt, manifest, check_inputs=check_inputs)
-    return create(rt, validation, budget_usd=budget_usd, priority=priority)
+    return create(rt, validation, budget_usd=budget_usd, priority=priority, notify_url=notify_url)
 
 
 def _check_rows(rt: Runtime, manifest: str, fmt: ManifestFormat) -> int:

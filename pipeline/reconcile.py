@@ -13,7 +13,8 @@ callbacks off the poller polls every active task (`pipeline.polling`); a task it
 polled within `callback_late_s` (no worker ran its poller) is polled here, and a collect
 that finds it still running files it for the poller again. Each job
 is re-filed with a later deadline in the same step, so the next sweep does not repeat
-it. The sweep also runs the dispatcher, in case a wake-up was lost.
+it. The sweep also runs the dispatcher, in case a wake-up was lost, and makes the next
+attempt of each outgoing notification that is due (`pipeline.notify.retry_due`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeline import metrics
 from pipeline.collect import polling_url_of
 from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line
+from pipeline.notify import retry_due
 from pipeline.runtime import Runtime
 from pipeline.states import JobState
 from pipeline.triggers.masks import settle_overdue
@@ -75,6 +77,7 @@ def sweep(rt: Runtime) -> SweepReport:
             _requeue(rt, record, reason, report)
         else:
             _poll(rt, record, report)
+    retry_due(rt)
     done = SweepReport(
         report.polled,
         report.requeued,

@@ -7,6 +7,8 @@ password are shown redacted.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -32,6 +34,8 @@ DEFAULT_RESULT_HOSTS = ("*.bfl.ai",)
 DEFAULT_CALLBACK_TOKEN_MAX_AGE_S = 2 * 24 * 3600
 DEFAULT_RESULT_MAX_BYTES = 64 * 1024 * 1024
 MIN_SIGNING_KEY_CHARS = 32
+NOTIFY_SECRET_PREFIX = "whsec_"  # noqa: S105 (the form's prefix, not a secret)
+MIN_NOTIFY_KEY_BYTES = 24
 # Credits per output megapixel used to estimate a job's cost before the provider
 # states it (budgets, --dry-run); the emulator charges this for finetuned fills.
 DEFAULT_PRICE_CREDITS_PER_MP = 8.0
@@ -114,6 +118,9 @@ class Settings:
     # A worker's Prometheus exporter: its port (None: no exporter) and bind address.
     metrics_port: int | None = None
     metrics_host: str = DEFAULT_METRICS_HOST
+    # Signs outgoing notifications (`--notify`, a rule's `notify`): `whsec_<base64>`, as
+    # Standard Webhooks has it; None: no notifications can be asked for.
+    notify_secret: Secret | None = None
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -149,6 +156,7 @@ class Settings:
             events_token=_maybe_secret(env.optional("EVENTS_TOKEN")),
             metrics_port=env.port("METRICS_PORT"),
             metrics_host=env.optional("METRICS_HOST") or DEFAULT_METRICS_HOST,
+            notify_secret=env.notify_secret(),
         )
         env.raise_problems()
         return settings
@@ -322,6 +330,25 @@ class _Env:
                     f"{MIN_SIGNING_KEY_CHARS} characters"
                 )
         return tuple(Secret(key) for key in keys)
+
+    def notify_secret(self) -> Secret | None:
+        """`FILLPIPE_NOTIFY_SECRET`: `whsec_` and a base64 key, as Standard Webhooks has it."""
+        value = self.optional("NOTIFY_SECRET")
+        if value is None:
+            return None
+        key = value.removeprefix(NOTIFY_SECRET_PREFIX)
+        try:
+            decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if not value.startswith(NOTIFY_SECRET_PREFIX) or len(decoded) < MIN_NOTIFY_KEY_BYTES:
+            self._problems.append(
+                f"{PREFIX}NOTIFY_SECRET must be {NOTIFY_SECRET_PREFIX} followed by a base64 key "
+                f"of at least {MIN_NOTIFY_KEY_BYTES} bytes (make one: echo "
+                f"{NOTIFY_SECRET_PREFIX}$(openssl rand -base64 32))"
+            )
+            return None
+        return Secret(value)
 
     def raise_problems(self) -> None:
         if self._problems:

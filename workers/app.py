@@ -23,9 +23,19 @@ TASK_SUBMIT = "fillpipe.submit"
 TASK_COLLECT = "fillpipe.collect"
 TASK_RECONCILE = "fillpipe.reconcile"
 TASK_DISPATCH = "fillpipe.dispatch"
+# An outgoing notification's first attempt (`pipeline.notify`); on the collect queue,
+# which every worker layout consumes.
+TASK_NOTIFY = "fillpipe.notify"
 QUEUE_SUBMIT = "submit"
 QUEUE_COLLECT = "collect"
 QUEUE_MAINTENANCE = "maintenance"
+TASK_ROUTES = {
+    TASK_SUBMIT: {"queue": QUEUE_SUBMIT},
+    TASK_COLLECT: {"queue": QUEUE_COLLECT},
+    TASK_RECONCILE: {"queue": QUEUE_MAINTENANCE},
+    TASK_DISPATCH: {"queue": QUEUE_SUBMIT},
+    TASK_NOTIFY: {"queue": QUEUE_COLLECT},
+}
 # A message not acknowledged within this long is delivered again (Redis transport).
 VISIBILITY_TIMEOUT_S = 3600
 # Ride out a broker restart (up to ~30 s) when sending, as the ledger does.
@@ -61,12 +71,7 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_send_task_events=False,
         task_send_sent_event=False,
         task_default_queue=QUEUE_SUBMIT,
-        task_routes={
-            TASK_SUBMIT: {"queue": QUEUE_SUBMIT},
-            TASK_COLLECT: {"queue": QUEUE_COLLECT},
-            TASK_RECONCILE: {"queue": QUEUE_MAINTENANCE},
-            TASK_DISPATCH: {"queue": QUEUE_SUBMIT},
-        },
+        task_routes=TASK_ROUTES,
         beat_schedule={
             "reconcile": {
                 "task": TASK_RECONCILE,

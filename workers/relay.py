@@ -23,12 +23,12 @@ from celery import Celery
 from celery.worker import WorkController
 
 from pipeline.ledger.outbox import Outbox, OutboxEntry
-from workers.app import TASK_COLLECT, TASK_SUBMIT
+from workers.app import TASK_COLLECT, TASK_NOTIFY, TASK_SUBMIT
 from workers.steps import ThreadStep
 
 log = logging.getLogger(__name__)
 
-TASK_NAMES = {"submit": TASK_SUBMIT, "collect": TASK_COLLECT}
+TASK_NAMES = {"submit": TASK_SUBMIT, "collect": TASK_COLLECT, "notify": TASK_NOTIFY}
 # How long one read waits for new entries (and so how soon a stop is noticed).
 READ_BLOCK_S = 1.0
 READ_COUNT = 100

@@ -19,14 +19,15 @@ from celery.signals import task_postrun, task_prerun
 
 from pipeline import reports
 from pipeline.collect import collect_job, release_collect
-from pipeline.errors import NotReadyYet, RetryableError
+from pipeline.errors import NotReadyYet, RetryableError, StorageUnavailable
 from pipeline.logcontext import job_context
 from pipeline.models import JobRef
+from pipeline.notify import deliver
 from pipeline.reconcile import sweep
 from pipeline.runtime import Runtime
 from pipeline.states import JobState
 from pipeline.submit import submit_job
-from workers.app import TASK_COLLECT, TASK_DISPATCH, TASK_RECONCILE, TASK_SUBMIT
+from workers.app import TASK_COLLECT, TASK_DISPATCH, TASK_NOTIFY, TASK_RECONCILE, TASK_SUBMIT
 from workers.context import runtime, stopping
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,18 @@ def collect(self: Task, batch_id: str, job_id: str, attempt: int) -> None:
             return
         raise self.retry(countdown=backoff_s(self.request.retries)) from None
     _after(rt, ref, state)
+
+
+# The first attempt of an outgoing notification; later ones are the reconcile sweep's.
+# Only rewriting the batch's results manifest first (S3) is retried here, briefly; on
+# the last try the notification goes without it.
+@shared_task(name=TASK_NOTIFY, bind=True, max_retries=MAX_RETRIES)
+def notify(self: Task, batch_id: str, job_id: str, number: int) -> None:
+    last_try = self.request.retries >= MAX_RETRIES
+    try:
+        deliver(runtime(), batch_id, job_id, number, results_may_lag=last_try)
+    except StorageUnavailable:
+        raise self.retry(countdown=backoff_s(self.request.retries)) from None
 
 
 @shared_task(name=TASK_DISPATCH)

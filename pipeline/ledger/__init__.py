@@ -8,6 +8,7 @@
     account()  pause, cool-down and spend of one provider account
     outbox     work for the workers, queued atomically with the state changes
     triggers   jobs made by trigger rules: once per event, waiting for masks
+    notifications  outgoing notifications: where a batch notifies, pending deliveries
 
 `Ledger` puts them together over one client; create one per process.
 """
@@ -25,6 +26,7 @@ from pipeline.ledger.batches import DEFAULT_PRIORITY, BatchStore, BatchSummary
 from pipeline.ledger.connection import redis_client
 from pipeline.ledger.jobs import JobStore
 from pipeline.ledger.keys import KEY_PREFIX, Keys
+from pipeline.ledger.notifications import NotificationStore
 from pipeline.ledger.outbox import Outbox, OutboxEntry
 from pipeline.ledger.scripts import (
     Callback,
@@ -81,6 +83,7 @@ class Ledger:
         self.slots = Slots(client, self.keys, self.scripts)
         self.outbox = Outbox(client, self.keys)
         self.triggers = TriggerStore(client, self.keys, self.scripts)
+        self.notifications = NotificationStore(client, self.keys, self.scripts, clock)
         self._clock = clock
 
     @classmethod

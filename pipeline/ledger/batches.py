@@ -66,16 +66,20 @@ class BatchStore:
         budget_credits: float | None = None,
         priority: int = DEFAULT_PRIORITY,
         source: str = "",
+        notify_url: str | None = None,
     ) -> int:
         """Record a batch and its jobs as `queued`, in pipelined chunks; return the count.
 
         Once every job is recorded the batch joins the line of each account its jobs
-        run on, and free slots are leased to its first jobs at once.
+        run on, and free slots are leased to its first jobs at once. With `notify_url`
+        the batch notifies that URL once all its jobs have ended (`pipeline.notify`).
         """
         now = self._clock()
         key = self._keys.batch(batch_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.hset(key, mapping=_new_batch_fields(now, priority, source, budget_credits))
+        if notify_url is not None:
+            pipe.hset(key, "notify", notify_url)
         pipe.zadd(self._keys.batches, {batch_id: now})
         total = 0
         accounts: set[str] = set()

@@ -5,7 +5,8 @@
                              input_troubles, submitted_at
     batch:<batch>            hash: created_at, source, total, priority, n:<state> counters,
                              cost_credits, budget_credits, reserved_credits,
-                             cursor:<account>, cancelled
+                             cursor:<account>, cancelled; notify (URL), notify_each
+                             ("job": a rule's batch), notified (finish notifications queued)
     batch:<batch>:jobs       list: the batch's job ids in manifest order
     batch:<batch>:line:<account>       list: the batch's job ids on that account, in
                              manifest order (the account's dispatcher walks it with the
@@ -33,6 +34,9 @@
     callback:<batch>:<job>:<attempt>   set by the first final callback of an attempt
     results-stale            set: batches whose results.jsonl is behind the ledger
     outbox                   stream: work for the workers (see `pipeline.ledger.outbox`)
+    notify:<webhook id>      hash: one outgoing notification until it is sent or given up
+    notify-due               sorted set: webhook ids by when their next attempt is due
+                             (see `pipeline.ledger.notifications`)
     seen:…, mask-wait:…, listing:…   triggered jobs' event marks, masks' waiting jobs
                              and listing cursors (see `pipeline.ledger.triggers`)
 
@@ -79,6 +83,7 @@ class Keys:
         self.poll = f"{prefix}poll"
         self.results_stale = f"{prefix}results-stale"
         self.outbox = f"{prefix}outbox"
+        self.notify_due = f"{prefix}notify-due"
 
     def __repr__(self) -> str:
         return f"Keys({self.prefix!r})"
@@ -105,6 +110,9 @@ class Keys:
 
     def batch_requeued(self, batch_id: str, account: str) -> str:
         return f"{self.prefix}batch:{batch_id}:requeued:{account}"
+
+    def notification(self, webhook_id: str) -> str:
+        return f"{self.prefix}notify:{webhook_id}"
 
     def pool(self, account: str) -> PoolKeys:
         return PoolKeys.under(f"{self.prefix}pool:{account}:")

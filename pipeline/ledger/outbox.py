@@ -4,10 +4,11 @@ The ledger's scripts append an entry to one Redis stream (`<prefix>outbox`) in t
 atomic step as the state change it follows from, so a job is never moved without its
 follow-up being queued. Each entry has four fields:
 
-    task      "submit" (a job was leased a slot) or "collect" (its task has ended)
+    task      "submit" (a job was leased a slot), "collect" (its task has ended) or
+              "notify" (a job or batch ended that notifies: `pipeline.notify`)
     batch     the batch id
-    job       the job id
-    attempt   the attempt, in decimal
+    job       the job id ("" for a batch's notification)
+    attempt   the attempt, in decimal (a batch's notification: how many times it finished)
 
 A relay in every worker (`workers.relay`) reads the stream as one consumer of the group
 `relay`, publishes each entry as the Celery task of that name, then acknowledges and

@@ -25,13 +25,16 @@ from pipeline.accounts import Accounts
 from pipeline.ledger.keys import Keys
 from pipeline.models import JobRef, JobSpec
 from pipeline.settings import Deadlines
-from pipeline.states import JobState
+from pipeline.states import TERMINAL_STATES, JobState
 
 LUA_DIR = Path(__file__).with_name("lua")
 # How long the mark of an attempt's first final callback is kept (duplicates after
 # this are still stale: the job has moved on by then).
 CALLBACK_MARK_TTL_S = 7 * 24 * 3600
 FieldValue = str | int | float | None
+# The batch counters of the terminal states: a batch has finished when they add up to
+# its total (`transition` notifies then).
+FINISHED_COUNTERS = sorted(f"n:{state.value}" for state in TERMINAL_STATES)
 
 
 @functools.cache
@@ -168,6 +171,8 @@ class Scripts:
                 "accept_callbacks",
                 "add_triggered",
                 "claim_polls",
+                "file_notification",
+                "claim_notifications",
             )
         }
 
@@ -202,6 +207,7 @@ class Scripts:
             late_at=late_at,
             release=not to_state.holds_slot,
             follow_up=follow_up,
+            finished_counters=FINISHED_COUNTERS if to_state.is_terminal else None,
         )
         return Transition(
             applied=bool(applied),
@@ -245,6 +251,27 @@ class Scripts:
         entries, head = self._call("claim_polls", limit=limit, lease_s=lease_s)
         return PollClaim([str(entry) for entry in entries], float(head) if head else None)
 
+    def file_notification(
+        self, webhook_id: str, *, url: str, body: str, lease_s: float, keep_s: int
+    ) -> bool:
+        return bool(
+            self._call(
+                "file_notification",
+                id=webhook_id,
+                url=url,
+                body=body,
+                lease_s=lease_s,
+                keep_s=keep_s,
+            )
+        )
+
+    def claim_notifications(self, *, limit: int, lease_s: float) -> list[list[str]]:
+        """The claimed deliveries, each [webhook id, url, body, attempts made]."""
+        flat = [
+            str(item) for item in self._call("claim_notifications", limit=limit, lease_s=lease_s)
+        ]
+        return [flat[at : at + 4] for at in range(0, len(flat), 4)]
+
     def add_triggered(
         self,
         spec: JobSpec,
@@ -257,6 +284,7 @@ class Scripts:
         seen_ttl_s: int,
         waits_for: str | None,
         late_at: float | None,
+        notify: str | None = None,
     ) -> str:
         return str(
             self._call(
@@ -273,5 +301,6 @@ class Scripts:
                 seen_ttl_s=seen_ttl_s,
                 waits_for=waits_for,
                 late_at=late_at,
+                notify=notify,
             )
         )

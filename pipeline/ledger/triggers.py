@@ -67,11 +67,13 @@ class TriggerStore:
         mark: EventMark,
         mask_uri: str | None = None,
         late_at: float | None = None,
+        notify: str | None = None,
     ) -> Recorded:
         """Record a job in its (rolling) batch, once per event.
 
         With `mask_uri` the job waits for that mask until `late_at`; otherwise it is
-        queued at once. `source` names the batch's origin when this job creates it.
+        queued at once. `source` names the batch's origin and `notify` the URL its jobs
+        notify as each ends (`pipeline.notify`), when this job creates the batch.
         """
         answer = self._scripts.add_triggered(
             spec,
@@ -83,6 +85,7 @@ class TriggerStore:
             seen_ttl_s=SEEN_TTL_S,
             waits_for=None if mask_uri is None else self._mask_wait_key(mask_uri),
             late_at=late_at,
+            notify=notify,
         )
         return Recorded(answer)
 

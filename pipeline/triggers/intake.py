@@ -101,6 +101,8 @@ class TriggerIntake:
 
     @classmethod
     def from_settings(cls, settings: Settings, rules: RuleSet) -> TriggerIntake:
+        """The intake of `rules` (checked as `check_notify` does) with `settings`' stores."""
+        check_notify(rules, settings)
         return cls(
             rules,
             ledger=Ledger.from_settings(settings),
@@ -163,6 +165,7 @@ class TriggerIntake:
             mark=mark,
             mask_uri=mask_uri,
             late_at=None if mask_uri is None else now + self._mask_wait_s,
+            notify=rule.notify,
         )
         if recorded is Recorded.AWAITING_MASK and mask_uri and self._exists(mask_uri):
             release_mask(self._ledger, mask_uri)  # it landed while the job was recorded
@@ -207,6 +210,17 @@ def _check_accounts(rules: RuleSet, ledger: Ledger) -> None:
         raise ConfigError(
             f"{'; '.join(unknown)}, which is not configured "
             f"(configured: {', '.join(ledger.pools)}; see FILLPIPE_ACCOUNTS_FILE)"
+        )
+
+
+def check_notify(rules: RuleSet, settings: Settings) -> None:
+    """`ConfigError` when a rule sets `notify` and no notify secret is configured to sign
+    its notifications with: refused as the rules are loaded, before any job is recorded."""
+    notifying = [f"{rule.name!r} (line {rule.line})" for rule in rules.rules if rule.notify]
+    if notifying and settings.notify_secret is None:
+        raise ConfigError(
+            f"rule {', '.join(notifying)} sets notify, which needs FILLPIPE_NOTIFY_SECRET "
+            "(whsec_ and a base64 key, which the receiver verifies signatures with)"
         )
 
 

@@ -13,6 +13,8 @@ A rules file is TOML, one `[[rules]]` table per rule:
     prompt = "a glossy studio finish"      # and finetune_id, and the manifests' optional
     finetune_id = "my-brand"               # provider parameters, with their ranges
     tags = { campaign = "spring" }         # extra S3 tags of the outputs
+    notify = "https://hooks.example.com/fillpipe"   # optional: a signed job.finished POST
+                                           # as each job ends (see `pipeline.notify`)
 
 Matching. `suffix` is compared with the end of the key, case-sensitively as S3's own
 notification filters do. `glob` is matched against the key with the prefix removed: `*`
@@ -75,6 +77,8 @@ class Rule:
     line: int
     # The provider account its jobs run on; None: decided by the finetune, else the default.
     account: str | None = None
+    # Where each of its jobs is notified as it ends (`pipeline.notify`); None: nowhere.
+    notify: str | None = None
 
     def wants(self, bucket: str, key: str) -> bool:
         """The key is one of this rule's images: bucket, prefix, suffix/glob match, and it

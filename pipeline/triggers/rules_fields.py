@@ -23,6 +23,7 @@ from pipeline.manifest.fields import (
 )
 from pipeline.manifest.problems import show
 from pipeline.models import EditParams
+from pipeline.notify_target import url_problem
 from pipeline.storage import S3_SCHEME
 from pipeline.templates import fill
 from pipeline.triggers.rules import ALPHA_MASK, DEFAULT_MASK_TEMPLATE, Rule, key_values
@@ -39,6 +40,7 @@ RULE_FIELDS = (
     "mask_prefix",
     "output",
     "account",
+    "notify",
 )
 KNOWN_FIELDS = (*RULE_FIELDS, *PARAM_FIELDS, "tags")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -165,9 +167,18 @@ class RuleCheck:
             tags,
             line,
             self.get("account", as_text, None),
+            self.notify(),
         )
         check_samples(rule, self.report, self.bad)
         return None if self.bad else rule
+
+    def notify(self) -> str | None:
+        """The URL each job is notified at as it ends: http(s), with a host."""
+        url = self.optional("notify", "leave notify out, or give an https:// URL")
+        problem = url_problem(url) if url is not None else None
+        if problem:
+            self.report("notify", problem, 'e.g. notify = "https://hooks.example.com/fillpipe"')
+        return url
 
     def name(self, names: dict[str, int]) -> str:
         name = self.required("name", "give every rule a name: " + NAME_HINT)

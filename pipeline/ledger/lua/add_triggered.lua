@@ -10,6 +10,8 @@
 --   object_id       the object's version or ETag alone
 --   order           the event's sequencer in comparable form, or '' (none)
 --   seen_ttl_s      how long the mark is kept
+--   notify          the rule's notification URL, or null; a new batch keeps it and
+--                   notifies as each of its jobs ends (see transition.lua)
 -- An event already marked records nothing; nor does an older event of the same object
 -- version (a smaller sequencer, same version or ETag). An event of other content is
 -- never judged by sequencer: the caller's HEAD has shown it is the current object, and
@@ -27,6 +29,9 @@ if redis.call('EXISTS', jkey) == 1 then return 'duplicate' end
 if redis.call('EXISTS', bkey) == 0 then
   redis.call('HSET', bkey, 'created_at', A.now, 'total', 0, 'priority', 1, 'source', A.source)
   redis.call('ZADD', P .. 'batches', A.now, A.batch)
+  if A.notify ~= cjson.null then
+    redis.call('HSET', bkey, 'notify', A.notify, 'notify_each', 'job')
+  end
 end
 local state = 'queued'
 if A.waits_for ~= cjson.null then state = 'awaiting_mask' end

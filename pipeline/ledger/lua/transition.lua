@@ -13,9 +13,16 @@
 --   late_at        when the sweep should look at it next, or null: not filed
 --   release        true: the job gives back any slot it holds
 --   follow_up      a task to queue for the job ('collect'), or null
+--   finished_counters  when `to_state` is terminal: the batch's counters of every terminal
+--                  state ('n:stored', ...), to tell whether the batch has finished; else null
 -- A job moving to `queued` goes to the front of its batch's line in its pool and forgets
 -- its last attempt's provider task. A slot
 -- given back, a dispatched job moving on or a job back in line runs its pool's dispatcher.
+-- A job that ends (moves into a terminal state) in a batch with a `notify` URL queues a
+-- `notify` entry (pipeline/notify.py): for each job of a rule's batch (`notify_each` is
+-- 'job'), naming the job and its attempt; for any other batch once, as its last job ends
+-- (its terminal counters add up to its total), naming the batch ('' for the job) and how
+-- many times it has finished (a batch whose failed jobs are retried finishes again).
 -- Returns {1 if applied else 0, the state it was in ('' if no such job), its attempt,
 --          1 if it gave back a slot}.
 local jkey, bkey = job_key(A.batch, A.job), batch_key(A.batch)
@@ -55,5 +62,19 @@ if requeued then
   join_ready(pool, A.batch)
 end
 if A.follow_up ~= cjson.null then outbox(A.follow_up, A.batch, A.job, attempt) end
+if A.finished_counters ~= cjson.null and state ~= A.to_state then
+  local notify = redis.call('HMGET', bkey, 'notify', 'notify_each', 'total')
+  if notify[1] and notify[2] == 'job' then
+    outbox('notify', A.batch, A.job, attempt)
+  elseif notify[1] then
+    local finished = 0
+    for _, count in ipairs(redis.call('HMGET', bkey, unpack(A.finished_counters))) do
+      finished = finished + tonumber(count or '0')
+    end
+    if finished == tonumber(notify[3]) then
+      outbox('notify', A.batch, '', redis.call('HINCRBY', bkey, 'notified', 1))
+    end
+  end
+end
 if released == 1 or unpicked or requeued then dispatch(pool) end
 return {1, state, attempt, released}
