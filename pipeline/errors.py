@@ -222,7 +222,16 @@ class UnsafeResult(PermanentError):
 
 
 class VerificationError(FillpipeError):
-    """A callback failed verification. The message is for logs, never for the caller."""
+    """A callback failed verification. The message is for logs, never for the caller;
+    `reason` names the check that failed (`token`, `secret` or `signature`), for metrics."""
+
+    def __init__(self, message: str, reason: str = "token") -> None:
+        super().__init__(message, reason)
+        self.message = message
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class MalformedCallback(FillpipeError):

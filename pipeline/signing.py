@@ -102,11 +102,11 @@ class CallbackSigner:
         secret = self._matching_secret(claim, headers.get(SECRET_HEADER, ""))
         signature = headers.get(SIGNATURE_HEADER)
         if signature is None and require_signature:
-            raise VerificationError("callback has no body signature")
+            raise VerificationError("callback has no body signature", "signature")
         if signature is not None and not hmac.compare_digest(
             signature.strip().encode(), body_signature(secret, body).encode()
         ):
-            raise VerificationError("callback body signature does not match")
+            raise VerificationError("callback body signature does not match", "signature")
         return claim
 
     def _matching_secret(self, claim: CallbackClaim, presented: str) -> str:
@@ -118,7 +118,7 @@ class CallbackSigner:
             if hmac.compare_digest(candidate.encode(), presented.encode()) and not match:
                 match = candidate
         if not match:
-            raise VerificationError("callback webhook secret does not match")
+            raise VerificationError("callback webhook secret does not match", "secret")
         return match
 
     @staticmethod

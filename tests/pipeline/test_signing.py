@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 
 from pipeline.errors import VerificationError
@@ -100,3 +102,12 @@ def test_body_signature_checked_when_present_or_required():
 
 def test_repr_shows_no_key():
     assert "n" * 40 not in repr(signer())
+
+
+def test_a_verification_error_names_its_check_and_pickles():
+    error = VerificationError("callback webhook secret does not match", "secret")
+
+    again = pickle.loads(pickle.dumps(error))
+
+    assert (str(again), again.reason) == ("callback webhook secret does not match", "secret")
+    assert VerificationError("bad callback token: BadSignature").reason == "token"

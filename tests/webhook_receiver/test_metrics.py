@@ -11,7 +11,7 @@ from pipeline.errors import VerificationError
 from pipeline.metrics import LedgerCollector
 from pipeline.models import EditParams, JobRef, JobSpec
 from pipeline.settings import Secret
-from pipeline.signing import CallbackSigner, body_signature
+from pipeline.signing import SECRET_HEADER, SIGNATURE_HEADER, CallbackSigner, body_signature
 from pipeline.states import JobState
 from webhook_receiver import metrics
 from webhook_receiver.app import MAX_CALLBACK_BYTES, create_app
@@ -134,22 +134,24 @@ def test_metrics_include_the_ledgers_gauges_and_the_process(client, ledger):
 
 
 def test_verification_failures_are_told_apart_by_their_check():
-    reasons = {
-        message: reason
-        for message, reason in [
-            ("bad callback token: BadSignature", "token"),
-            ("callback token has a malformed payload", "token"),
-            ("callback webhook secret does not match", "secret"),
-            ("callback has no body signature", "signature"),
-            ("callback body signature does not match", "signature"),
-        ]
-    }
+    signer = CallbackSigner([Secret("k" * 40)], max_age_s=3600)
+    ref = JobRef("b1", "j1")
+    token, secret = signer.token(ref, 1), signer.webhook_secret(ref, 1)
+    body = b'{"task_id": "t1", "status": "SUCCESS"}'
+    attempts = [
+        ("token", "not-a-token", {SECRET_HEADER: secret}, False),
+        ("secret", token, {SECRET_HEADER: "not-the-secret"}, False),
+        ("signature", token, {SECRET_HEADER: secret}, True),
+        ("signature", token, {SECRET_HEADER: secret, SIGNATURE_HEADER: "sha256=00"}, False),
+    ]
 
     def rejected(reason: str) -> float:
         labels = {"reason": reason}
         return metrics.RECEIVER_REGISTRY.get_sample_value(REJECTED, labels) or 0.0
 
-    for message, reason in reasons.items():
+    for reason, presented, headers, required in attempts:
         before = rejected(reason)
-        metrics.verification_failed(VerificationError(message))
-        assert rejected(reason) == before + 1, message
+        with pytest.raises(VerificationError) as caught:
+            signer.verify(presented, headers, body, require_signature=required)
+        metrics.verification_failed(caught.value)
+        assert rejected(reason) == before + 1, caught.value
