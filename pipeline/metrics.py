@@ -72,9 +72,17 @@ MOVED_ON = "moved_on"
 # A scrape's Redis connect and read timeouts.
 SCRAPE_TIMEOUT_S = 2.0
 
-WORKER_REGISTRY = CollectorRegistry(auto_describe=True)
-for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-    WORKER_REGISTRY.register(_collector)
+
+def process_registry() -> CollectorRegistry:
+    """A registry of its own for one kind of process, with the process's CPU, memory,
+    platform and GC collectors already in it."""
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
+WORKER_REGISTRY = process_registry()
 
 SUBMIT_SECONDS = Histogram(
     "fillpipe_submit_seconds",

@@ -18,9 +18,6 @@ proxy in front of the receiver must not expose it (infra/DEPLOY.md).
 from __future__ import annotations
 
 from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     generate_latest,
@@ -30,16 +27,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pipeline.errors import VerificationError
-from pipeline.metrics import LedgerCollector
+from pipeline.metrics import LedgerCollector, process_registry
 from pipeline.recorder import CallbackOutcome
 
 # The classic text format, which every Prometheus reads and `generate_latest` writes.
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 REJECT_REASONS = ("too_large", "token", "secret", "signature", "media_type", "body", "unavailable")
 
-RECEIVER_REGISTRY = CollectorRegistry(auto_describe=True)
-for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-    RECEIVER_REGISTRY.register(_collector)
+RECEIVER_REGISTRY = process_registry()
 
 CALLBACKS = Counter(
     "fillpipe_callbacks",

@@ -143,13 +143,18 @@ def test_an_endpoint_that_is_not_a_url_is_named(s3_env):
     assert result.detail == "FILLPIPE_S3_ENDPOINT_URL not a url is not a URL"
 
 
-def test_a_refused_put_names_the_write_permissions(limited_s3):
-    credentials = limited_credentials("readonly")
-    settings = s3_settings(
+def limited_settings(limited_s3, identity: str):
+    """The settings of `limited_s3` with the credentials of one of its identities."""
+    credentials = limited_credentials(identity)
+    return s3_settings(
         limited_s3.env,
         aws_access_key_id=credentials.access_key_id,
         aws_secret_access_key=Secret(credentials.secret_access_key),
     )
+
+
+def test_a_refused_put_names_the_write_permissions(limited_s3):
+    settings = limited_settings(limited_s3, "readonly")
 
     result = check_storage(settings, timeout_s=TIMEOUT_S)
 
@@ -159,12 +164,7 @@ def test_a_refused_put_names_the_write_permissions(limited_s3):
 
 
 def test_refused_reads_are_all_named_and_the_probe_is_still_deleted(limited_s3):
-    credentials = limited_credentials("writeonly")
-    settings = s3_settings(
-        limited_s3.env,
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=Secret(credentials.secret_access_key),
-    )
+    settings = limited_settings(limited_s3, "writeonly")
 
     result = check_storage(settings, timeout_s=TIMEOUT_S)
 
