@@ -329,6 +329,21 @@ def receiver(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8070, show_default=True)
+def dashboard(host: str, port: int) -> None:
+    """Run the dashboard (batches, jobs with previews, retries, accounts) under uvicorn.
+
+    Every page needs FILLPIPE_DASHBOARD_TOKEN: open http://HOST:PORT/?token=TOKEN once in
+    a browser, or send `Authorization: Bearer TOKEN`. It listens on loopback unless told
+    otherwise.
+    """
+    from fillpipe.services import run_dashboard
+
+    exit_on_known_errors(lambda: run_dashboard(os.environ, host=host, port=port))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8090, show_default=True)
 def emulator(host: str, port: int) -> None:
     """Run the local provider emulator (configured by FILLPIPE_EMULATOR_* variables)."""

@@ -12,22 +12,20 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import click
 
 from fillpipe.output import columns, data, emit_json, say, usd
 from fillpipe.provider_cli import (
     EXIT_FAILURE,
-    PROVIDER_ERRORS,
-    client_for,
     describe,
     load_accounts,
     run_provider_command,
 )
 from pipeline.accounts import Accounts
+from pipeline.balances import AccountBalance
+from pipeline.balances import read_balances as balances_of
 from pipeline.errors import ConfigError
-from pipeline.finetunes import credits as account_credits
 from pipeline.ledger import Ledger
 from pipeline.settings import Settings
 from pipeline.spend import SpendToCome, spend_to_come
@@ -36,36 +34,9 @@ CREDITS_HEADER = ("account", "flavor", "credits", "usd", "error")
 TO_COME_HEADER = ("account", "flavor", "credits", "usd", "to-come", "jobs", "error")
 
 
-@dataclass(frozen=True)
-class AccountBalance:
-    """One account's balance, or why it could not be read (`error`)."""
-
-    account: str
-    flavor: str
-    credits: float | None
-    error: str | None = None
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "account": self.account,
-            "flavor": self.flavor,
-            "credits": self.credits,
-            "usd": None if self.credits is None else usd(self.credits),
-            "error": self.error,
-        }
-
-
 def read_balances(accounts: Accounts) -> list[AccountBalance]:
-    """Every account's balance, in the accounts' order, each asked on its own."""
-    balances = []
-    for account in accounts:
-        with client_for(account) as client:
-            try:
-                balance = AccountBalance(account.name, account.flavor, account_credits(client))
-            except PROVIDER_ERRORS as error:
-                balance = AccountBalance(account.name, account.flavor, None, describe(error))
-        balances.append(balance)
-    return balances
+    """Every account's balance, a withdrawn endpoint's error saying what to do instead."""
+    return balances_of(accounts, describe=describe)
 
 
 def balance_lines(

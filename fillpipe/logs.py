@@ -147,11 +147,20 @@ class SecretRedactor(logging.Filter):
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret value `settings` holds: each account's provider key, the signing keys,
-    the events token, the AWS secret key and the Redis password (as written in the URL
-    and decoded)."""
+    the events token, the AWS secret key, the notification secret, the dashboard token and
+    the Redis password (as written in the URL and decoded)."""
     secrets = [account.key for account in settings.accounts]
     secrets += settings.signing_keys
-    secrets += [s for s in (settings.events_token, settings.aws_secret_access_key) if s]
+    secrets += [
+        secret
+        for secret in (
+            settings.events_token,
+            settings.aws_secret_access_key,
+            settings.notify_secret,
+            settings.dashboard_token,
+        )
+        if secret
+    ]
     values = [secret.reveal() for secret in secrets]
     password = urlsplit(settings.redis_url).password
     if password:

@@ -15,13 +15,12 @@ from contextlib import contextmanager
 
 from fillpipe.output import exit_on_known_errors, say
 from pipeline.accounts import Accounts, ProviderAccount
-from pipeline.errors import EndpointWithdrawn, PermanentError, RetryableError
+from pipeline.balances import PROVIDER_ERRORS
+from pipeline.errors import EndpointWithdrawn
 from pipeline.provider import ProviderClient
 from pipeline.settings import accounts_from_environ
 
 EXIT_FAILURE = 1
-# What the provider said no to, or could not answer: reported, never a traceback.
-PROVIDER_ERRORS = (RetryableError, PermanentError)
 # What to do instead when the provider no longer offers an endpoint, by its purpose.
 _WITHDRAWN_HINTS = {
     "finetune creation": "create the finetune in the provider's dashboard and use its id",

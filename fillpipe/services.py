@@ -1,6 +1,7 @@
-"""The long-running services, wired from settings: worker, beat, receiver, emulator.
+"""The long-running services, wired from settings: worker, beat, receiver, dashboard,
+emulator.
 
-These are the entry points of `fillpipe worker|beat|receiver|emulator`, which the
+These are the entry points of `fillpipe worker|beat|receiver|dashboard|emulator`, which the
 embedded stack, the tests and docker-compose all run.
 """
 
@@ -14,21 +15,29 @@ import uvicorn
 from starlette.applications import Starlette
 
 from fillpipe.logs import configure_logging, log_format
+from pipeline.balances import read_balances
 from pipeline.errors import ConfigError
+from pipeline.ledger import Ledger
 from pipeline.metrics import LedgerCollector
 from pipeline.polling import mode_line
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
+from pipeline.storage import Storage
+from pipeline.thumbnails import Thumbnails
 from pipeline.triggers.intake import TriggerIntake
 from pipeline.triggers.rules import load_rules
 from webhook_receiver.app import create_app as create_receiver_app
+from webhook_receiver.dashboard import DashboardSources
+from webhook_receiver.dashboard import create_app as create_dashboard_app
 from webhook_receiver.events import EventHandlers
 from workers.app import create_celery_app
 
 # A worker's task threads by default: for each provider slot, a submit waiting for it
 # with its request ready, one posting, and a collect.
 THREADS_PER_SLOT = 3
+# The dashboard reads balances in the background; a slow provider must not hold it up.
+BALANCE_TIMEOUT_S = 5.0
 
 
 def run_worker(
@@ -103,6 +112,32 @@ def run_receiver(environ: Mapping[str, str], *, host: str, port: int) -> None:
     settings = Settings.from_environ(environ)
     configure_logging(settings=settings, environ=environ)
     app = build_receiver_app(settings)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", log_config=None)
+
+
+def build_dashboard_app(settings: Settings) -> Starlette:
+    """The dashboard over the ledger and S3, reading each account's balance now and
+    then; `ConfigError` without `FILLPIPE_DASHBOARD_TOKEN`."""
+    if settings.dashboard_token is None:
+        raise ConfigError(
+            "FILLPIPE_DASHBOARD_TOKEN is not set: every dashboard page needs it (make one: "
+            "export FILLPIPE_DASHBOARD_TOKEN=$(openssl rand -hex 24); `fillpipe up` writes "
+            "one into stack.env)"
+        )
+    sources = DashboardSources(
+        ledger=Ledger.from_settings(settings),
+        thumbnails=Thumbnails(Storage.from_settings(settings)),
+        flavors={account.name: account.flavor for account in settings.accounts},
+        read_balances=lambda: read_balances(settings.accounts, timeout_s=BALANCE_TIMEOUT_S),
+    )
+    return create_dashboard_app(sources, token=settings.dashboard_token)
+
+
+def run_dashboard(environ: Mapping[str, str], *, host: str, port: int) -> None:
+    """The dashboard under uvicorn. No access log: the sign-in URL carries the token."""
+    settings = Settings.from_environ(environ)
+    configure_logging(settings=settings, environ=environ)
+    app = build_dashboard_app(settings)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", log_config=None)
 
 

@@ -36,6 +36,7 @@ DEFAULT_RESULT_MAX_BYTES = 64 * 1024 * 1024
 MIN_SIGNING_KEY_CHARS = 32
 NOTIFY_SECRET_PREFIX = "whsec_"  # noqa: S105 (the form's prefix, not a secret)
 MIN_NOTIFY_KEY_BYTES = 24
+MIN_DASHBOARD_TOKEN_CHARS = 24
 # Credits per output megapixel used to estimate a job's cost before the provider
 # states it (budgets, --dry-run); the emulator charges this for finetuned fills.
 DEFAULT_PRICE_CREDITS_PER_MP = 8.0
@@ -121,6 +122,9 @@ class Settings:
     # Signs outgoing notifications (`--notify`, a rule's `notify`): `whsec_<base64>`, as
     # Standard Webhooks has it; None: no notifications can be asked for.
     notify_secret: Secret | None = None
+    # The dashboard's token (a Bearer token, or `?token=` once for a session cookie);
+    # None: `fillpipe dashboard` refuses to start.
+    dashboard_token: Secret | None = None
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -157,6 +161,7 @@ class Settings:
             metrics_port=env.port("METRICS_PORT"),
             metrics_host=env.optional("METRICS_HOST") or DEFAULT_METRICS_HOST,
             notify_secret=env.notify_secret(),
+            dashboard_token=env.dashboard_token(),
         )
         env.raise_problems()
         return settings
@@ -330,6 +335,16 @@ class _Env:
                     f"{MIN_SIGNING_KEY_CHARS} characters"
                 )
         return tuple(Secret(key) for key in keys)
+
+    def dashboard_token(self) -> Secret | None:
+        """`FILLPIPE_DASHBOARD_TOKEN`: a long random string."""
+        value = self.optional("DASHBOARD_TOKEN")
+        if value and len(value) < MIN_DASHBOARD_TOKEN_CHARS:
+            self._problems.append(
+                f"{PREFIX}DASHBOARD_TOKEN must be at least {MIN_DASHBOARD_TOKEN_CHARS} "
+                "characters (e.g. export FILLPIPE_DASHBOARD_TOKEN=$(openssl rand -hex 24))"
+            )
+        return _maybe_secret(value)
 
     def notify_secret(self) -> Secret | None:
         """`FILLPIPE_NOTIFY_SECRET`: `whsec_` and a base64 key, as Standard Webhooks has it."""

@@ -29,7 +29,7 @@ from pipeline.errors import StackError
 from pipeline.settings import DEFAULT_BUCKET, DEFAULT_RESULT_HOSTS
 from pipeline.triggers.rules import load_rules
 
-SERVICES = ("emulator", "receiver", "worker", "beat", "watcher")
+SERVICES = ("emulator", "receiver", "worker", "beat", "watcher", "dashboard")
 # Accounts without a base_url use the embedded emulator, whose URL is known only later.
 EMULATOR_PLACEHOLDER_URL = "http://127.0.0.1"
 DEFAULT_START_TIMEOUT_S = 60.0
@@ -179,6 +179,8 @@ class EmbeddedStack:
             yield self._start_beat
         if "watcher" in self._services and self._rules is not None:
             yield self._start_watcher
+        if "dashboard" in self._services:
+            yield self._start_dashboard
 
     def _start_valkey(self, timeout_s: float) -> None:
         valkey = ValkeyServer(
@@ -272,6 +274,15 @@ class EmbeddedStack:
         )
         self._launch(watcher, timeout_s)
 
+    def _start_dashboard(self, timeout_s: float) -> None:
+        """The dashboard, on 127.0.0.1 (`FILLPIPE_DASHBOARD_URL`), behind the stack's
+        dashboard token (`FILLPIPE_DASHBOARD_TOKEN`)."""
+        dashboard = HttpService(
+            "dashboard", self.state.log("dashboard"), env=lambda url: self._child_env()
+        )
+        self._launch(dashboard, timeout_s)
+        self._env["FILLPIPE_DASHBOARD_URL"] = dashboard.url
+
     def _launch(self, service: Service, timeout_s: float) -> None:
         self._started[service.name] = service
         service.start(timeout_s=timeout_s)
@@ -300,6 +311,8 @@ class EmbeddedStack:
         }
         env.setdefault("FILLPIPE_BUCKET", DEFAULT_BUCKET)
         env.setdefault("FILLPIPE_SIGNING_KEY", self.state.secret("signing_key"))
+        if "dashboard" in self._services:
+            env.setdefault("FILLPIPE_DASHBOARD_TOKEN", self.state.secret("dashboard_token"))
         if self._rules is not None:
             env["FILLPIPE_RULES_FILE"] = self._rules.source
             env.setdefault("FILLPIPE_EVENTS_TOKEN", self.state.secret("events_token"))

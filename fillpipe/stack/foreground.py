@@ -165,16 +165,21 @@ def _print_summary(stack: EmbeddedStack) -> None:
         ("bucket", env.get("FILLPIPE_BUCKET", ""), ""),
         ("provider", env.get("FILLPIPE_PROVIDER_URL", "(not set)"), "emulator"),
         ("receiver", env.get("FILLPIPE_RECEIVER_URL", "(not started)"), "receiver"),
+        ("dashboard", env.get("FILLPIPE_DASHBOARD_URL", "(not started)"), "dashboard"),
     ]
     if "FILLPIPE_RULES_FILE" in env:
         rows.append(("rules", env["FILLPIPE_RULES_FILE"], "watcher"))
     click.echo(f"fillpipe stack is up; state dir {stack.state.root}")
     for label, value, service in rows:
         origin = " (embedded)" if service in pids else ""
-        click.echo(f"  {label:<9}{value}{origin}")
+        click.echo(f"  {label:<10}{value}{origin}")
     click.echo(f"  {mode_line(Settings.from_environ(env))}")
     running = ", ".join(f"{name} (pid {pid})" for name, pid in pids.items())
-    click.echo(f"  running  {running}")
-    click.echo(f"  logs     {stack.state.logs}/")
+    click.echo(f"  running   {running}")
+    click.echo(f"  logs      {stack.state.logs}/")
     click.echo(f"In another shell:  source {shlex.quote(str(stack.state.env_file))}")
+    if "FILLPIPE_DASHBOARD_URL" in env:
+        click.echo(
+            'then open the dashboard:  "$FILLPIPE_DASHBOARD_URL/?token=$FILLPIPE_DASHBOARD_TOKEN"'
+        )
     click.echo("Press Ctrl-C to stop.")

@@ -10,7 +10,7 @@ import redis
 from pipeline.ledger.jobs import JobStore, new_job_fields
 from pipeline.ledger.keys import Keys
 from pipeline.ledger.scripts import Scripts
-from pipeline.models import JobSpec
+from pipeline.models import JobRef, JobSpec
 from pipeline.states import JobState
 
 DEFAULT_PRIORITY = 1
@@ -102,11 +102,11 @@ class BatchStore:
     def summary(self, batch_id: str) -> BatchSummary | None:
         return summary_from(batch_id, self._redis.hgetall(self._keys.batch(batch_id)))
 
-    def recent(self, limit: int) -> list[BatchSummary]:
-        """The `limit` most recently created batches, newest first."""
+    def recent(self, limit: int, *, skip: int = 0) -> list[BatchSummary]:
+        """The `limit` most recently created batches after the newest `skip`, newest first."""
         if limit < 1:
             return []
-        batch_ids = self._redis.zrevrange(self._keys.batches, 0, limit - 1)
+        batch_ids = self._redis.zrevrange(self._keys.batches, skip, skip + limit - 1)
         pipe = self._redis.pipeline(transaction=False)
         for batch_id in batch_ids:
             pipe.hgetall(self._keys.batch(batch_id))
@@ -115,6 +115,18 @@ class BatchStore:
             for batch_id, fields in zip(batch_ids, pipe.execute(), strict=True)
         )
         return [summary for summary in summaries if summary is not None]
+
+    def count(self) -> int:
+        """How many batches the ledger holds."""
+        return int(self._redis.zcard(self._keys.batches))
+
+    def ended_since(self, batch_id: str, since: float) -> int:
+        """How many of the batch's jobs ended from the start of the minute holding
+        `since` until now (the ledger counts ends per minute)."""
+        first, last = int(since // 60), int(self._clock() // 60)
+        minutes = [str(minute) for minute in range(first, last + 1)]
+        counts = self._redis.hmget(self._keys.batch_ends(batch_id), minutes)
+        return sum(int(count) for count in counts if count is not None)
 
     def cancel(self, batch_id: str) -> int:
         """Submit nothing more of the batch; return how many jobs not yet dispatched were
@@ -133,8 +145,17 @@ class BatchStore:
     def retry_failed(self, batch_id: str) -> int:
         """Put every failed job of the batch back in line, each to get a new attempt (a
         cancelled batch takes submissions again); return how many."""
-        self._redis.hdel(self._keys.batch(batch_id), "cancelled")
-        return self._move_all(batch_id, JobState.FAILED, JobState.QUEUED, {"error": None})
+        job_ids = self._jobs.failed_ids(batch_id)
+        return sum(self.retry(JobRef(batch_id, job_id)) for job_id in job_ids)
+
+    def retry(self, ref: JobRef) -> bool:
+        """Put one failed job back in line for a new attempt (its batch takes submissions
+        again if it was cancelled); False when the job is not failed."""
+        self._redis.hdel(self._keys.batch(ref.batch_id), "cancelled")
+        move = self._jobs.transition(
+            ref, from_states=[JobState.FAILED], to_state=JobState.QUEUED, fields={"error": None}
+        )
+        return move.applied
 
     def reserve_budget(self, batch_id: str, credits: float) -> float | None:
         """Set aside `credits` of the batch's budget before a paid submit.

@@ -57,6 +57,21 @@ class JobStore:
                 ids = []
         yield from self._records(batch_id, ids)
 
+    def page(self, batch_id: str, start: int, count: int) -> list[JobRecord]:
+        """`count` of the batch's jobs from position `start`, in manifest order."""
+        ids = self._redis.lrange(self._keys.batch_jobs(batch_id), start, start + count - 1)
+        return list(self._records(batch_id, ids))
+
+    def failed_page(self, batch_id: str, start: int, count: int) -> list[JobRecord]:
+        """`count` of the batch's failed jobs from position `start`, in the order they
+        failed."""
+        ids = self._redis.zrange(self._keys.batch_failed(batch_id), start, start + count - 1)
+        return list(self._records(batch_id, ids))
+
+    def failed_ids(self, batch_id: str) -> list[str]:
+        """The batch's failed job ids, in the order they failed."""
+        return list(self._redis.zrange(self._keys.batch_failed(batch_id), 0, -1))
+
     def transition(
         self,
         ref: JobRef,

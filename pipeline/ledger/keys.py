@@ -12,6 +12,8 @@
                              manifest order (the account's dispatcher walks it with the
                              batch's cursor for the account)
     batch:<batch>:requeued:<account>   list: job ids put back in line (dispatched first)
+    batch:<batch>:failed     sorted set: the batch's failed job ids, by when they failed
+    batch:<batch>:ends       hash: minute (epoch seconds // 60) -> jobs that ended in it
     batches                  sorted set: batch ids by creation time
     pool:<account>:…         one provider account's slot pool (`PoolKeys`):
         ready                sorted set: batches with jobs to dispatch, by pass (fairness)
@@ -104,6 +106,12 @@ class Keys:
 
     def batch_jobs(self, batch_id: str) -> str:
         return f"{self.prefix}batch:{batch_id}:jobs"
+
+    def batch_failed(self, batch_id: str) -> str:
+        return f"{self.prefix}batch:{batch_id}:failed"
+
+    def batch_ends(self, batch_id: str) -> str:
+        return f"{self.prefix}batch:{batch_id}:ends"
 
     def batch_line(self, batch_id: str, account: str) -> str:
         return f"{self.prefix}batch:{batch_id}:line:{account}"

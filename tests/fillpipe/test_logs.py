@@ -30,6 +30,7 @@ from workers.tasks import collect, reconcile
 pytestmark = pytest.mark.timeout(10)
 
 SIGNING_KEY = "k" * 40
+NOTIFY_SECRET = "whsec_" + "bm90aWZ5LXNlY3JldC1rZXktMTIzNDU2Nzg5MA=="
 ENVIRON = {
     "FILLPIPE_REDIS_URL": "redis://:p%40ss-word9@127.0.0.1:6379/0",
     "FILLPIPE_PROVIDER_URL": "http://127.0.0.1:9",
@@ -37,6 +38,8 @@ ENVIRON = {
     "FILLPIPE_SIGNING_KEY": f"{SIGNING_KEY},{'o' * 40}",
     "FILLPIPE_EVENTS_TOKEN": "events-token-1",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-1",
+    "FILLPIPE_NOTIFY_SECRET": NOTIFY_SECRET,
+    "FILLPIPE_DASHBOARD_TOKEN": "dashboard-token-" + "d" * 16,
 }
 
 
@@ -215,6 +218,8 @@ def test_secret_values_are_every_accounts_key_and_each_configured_secret(tmp_pat
         "o" * 40,
         "events-token-1",
         "aws-secret-1",
+        NOTIFY_SECRET,
+        "dashboard-token-" + "d" * 16,
         "p%40ss-word9",
         "p@ss-word9",
     }

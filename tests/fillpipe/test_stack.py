@@ -25,12 +25,13 @@ from fillpipe.processes import group_members
 from fillpipe.stack import EmbeddedStack, StackError, read_env_file
 from pipeline.settings import Settings
 
-ALL_SERVICES = {"valkey", "s3", "emulator", "receiver", "worker", "beat"}
+ALL_SERVICES = {"valkey", "s3", "emulator", "receiver", "worker", "beat", "dashboard"}
 SECRET_NAMES = (
     "FILLPIPE_SIGNING_KEY",
     "FILLPIPE_PROVIDER_KEY",
     "AWS_SECRET_ACCESS_KEY",
     "FILLPIPE_EMULATOR_ADMIN_TOKEN",
+    "FILLPIPE_DASHBOARD_TOKEN",
 )
 
 
@@ -204,6 +205,12 @@ def test_full_stack_starts_writes_stack_env_and_stops_without_leftovers(
         assert set(pids) == ALL_SERVICES
         assert all(group_members(pid) for pid in pids.values())
         assert (tmp_path / "state" / "signing_key").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "state" / "dashboard_token").stat().st_mode & 0o777 == 0o600
+        dashboard = httpx.get(env["FILLPIPE_DASHBOARD_URL"] + "/api/batches", timeout=10)
+        assert dashboard.status_code == 401
+        signed = {"Authorization": f"Bearer {env['FILLPIPE_DASHBOARD_TOKEN']}"}
+        dashboard = httpx.get(env["FILLPIPE_DASHBOARD_URL"] + "/api/batches", headers=signed)
+        assert dashboard.json() == {"batches": [], "page": 1, "pages": 1}
     finally:
         stack.stop()
     wait_for(lambda: no_process_left(pids), timeout_s=5, what="no process left")

@@ -15,6 +15,8 @@
 --   follow_up      a task to queue for the job ('collect'), or null
 --   finished_counters  when `to_state` is terminal: the batch's counters of every terminal
 --                  state ('n:stored', ...), to tell whether the batch has finished; else null
+-- A job moving into or out of `failed` joins or leaves the batch's failed list; a job that
+-- ends counts in the batch's ends of that minute.
 -- A job moving to `queued` goes to the front of its batch's line in its pool and forgets
 -- its last attempt's provider task. A slot
 -- given back, a dispatched job moving on or a job back in line runs its pool's dispatcher.
@@ -40,7 +42,16 @@ redis.call('HSET', jkey, 'state', A.to_state, 'attempt', attempt, 'updated_at', 
 for name, value in pairs(A.fields) do
   if value == '' then redis.call('HDEL', jkey, name) else redis.call('HSET', jkey, name, value) end
 end
-if state ~= A.to_state then count_move(bkey, state, A.to_state) end
+if state ~= A.to_state then
+  count_move(bkey, state, A.to_state)
+  -- The batch's failed jobs, by when they failed (the dashboard's list, `retry`).
+  if A.to_state == 'failed' then redis.call('ZADD', bkey .. ':failed', A.now, A.job) end
+  if state == 'failed' then redis.call('ZREM', bkey .. ':failed', A.job) end
+  -- Jobs ended per minute, for the batch's throughput and ETA.
+  if A.finished_counters ~= cjson.null then
+    redis.call('HINCRBY', bkey .. ':ends', math.floor(A.now / 60), 1)
+  end
+end
 if A.cost_delta ~= cjson.null then
   redis.call('HINCRBYFLOAT', bkey, 'cost_credits', A.cost_delta)
   redis.call('HINCRBYFLOAT', pool_key(pool, 'spend'), A.day, A.cost_delta)
