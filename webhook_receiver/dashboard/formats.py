@@ -29,8 +29,11 @@ def duration(seconds: float | None) -> str:
 
 
 def usd(credits: float | None) -> str:
-    """Credits as dollars ("$1.23"); "-" if unknown."""
-    return "-" if credits is None else f"${credits / CREDITS_PER_USD:,.2f}"
+    """Credits as dollars: "$1.23", or "$0.0014" below a cent; "-" if unknown."""
+    if credits is None:
+        return "-"
+    dollars = credits / CREDITS_PER_USD
+    return f"${dollars:,.4f}" if 0 < dollars < 0.01 else f"${dollars:,.2f}"
 
 
 def install(env: Environment) -> None:
