@@ -28,12 +28,13 @@ pytestmark = pytest.mark.timeout(30)
 ENTRY_POINTS = {
     "emulator": ("emulator",),
     "receiver": ("receiver",),
+    "dashboard": ("dashboard",),
     "worker": ("worker",),
     "beat": ("beat",),
     "watcher": ("watch", "s3"),
 }
 FILLPIPE_SERVICES = set(ENTRY_POINTS)
-NEEDS_REDIS = {"receiver", "worker", "beat", "flower", "watcher"}
+NEEDS_REDIS = {"receiver", "dashboard", "worker", "beat", "flower", "watcher"}
 RULES_READERS = {"receiver", "watcher"}
 # Settings only the trigger code reads.
 TRIGGER_NAMES = {"FILLPIPE_RULES_FILE", "FILLPIPE_EVENTS_TOKEN", "FILLPIPE_MASK_WAIT_S"}
@@ -196,6 +197,17 @@ def test_every_service_has_a_healthcheck_and_servers_have_ports(
     for name in ("redis", "s3", "emulator", "receiver", "flower"):
         assert services[name].get("ports") or services[name].get("expose"), name
     assert services["receiver"]["ports"] == ["${FILLPIPE_RECEIVER_PORT:-8080}:8080"]
+
+
+def test_the_dashboard_is_published_on_loopback_only_and_needs_its_token(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    dashboard = services["dashboard"]
+    (published,) = dashboard["ports"]
+    assert published.startswith("127.0.0.1:")
+    assert published.endswith(":8070")
+    assert dashboard["command"][dashboard["command"].index("--port") + 1] == "8070"
+    assert ":?" in dashboard["environment"]["FILLPIPE_DASHBOARD_TOKEN"]
 
 
 def test_flower_watches_the_same_broker(services: dict[str, dict[str, Any]]) -> None:
