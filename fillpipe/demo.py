@@ -26,7 +26,7 @@ from fillpipe.samples import (
     make_finetune_images,
     make_samples,
 )
-from fillpipe.stack import EmbeddedStack
+from fillpipe.stack import SERVICES, EmbeddedStack
 from pipeline.batches import create_batch, default_output_uri, new_batch_id
 from pipeline.errors import ProviderUnavailable
 from pipeline.images import check_in_full
@@ -102,7 +102,9 @@ def _stack_env(state_dir: Path, environ: Mapping[str, str]) -> Iterator[Mapping[
         yield environ
         return
     say(f"Starting the embedded stack in {state_dir} …")
-    with EmbeddedStack(state_dir, environ) as stack:
+    # The stack stops when the demo ends: nobody would have time to open a dashboard.
+    services = [service for service in SERVICES if service != "dashboard"]
+    with EmbeddedStack(state_dir, environ, services=services) as stack:
         yield {**environ, **stack.env}
 
 
