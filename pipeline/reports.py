@@ -59,9 +59,13 @@ def write_results(rt: Runtime, batch_id: str) -> S3Uri:
 def job_ended(rt: Runtime, batch_id: str) -> S3Uri | None:
     """After a job's end: write the results manifest now if the batch is complete, else
     leave it for the next `refresh_stale_results` (so a large batch is not rewritten
-    once per job)."""
+    once per job). A complete batch that notifies when it finishes is left to its
+    notification, which writes the manifest before it names it (`pipeline.notify`)."""
     summary = rt.ledger.batches.summary(batch_id)
     if summary is not None and summary.done:
+        target = rt.ledger.notifications.target(batch_id)
+        if target is not None and not target.per_job:
+            return None
         return write_results(rt, batch_id)
     rt.ledger.batches.mark_results_stale(batch_id)
     return None

@@ -21,6 +21,7 @@ from pipeline.models import EditParams, JobRef, JobSpec
 from pipeline.notify import RETRY_SCHEDULE_S, RetryReport, deliver, retry_due
 from pipeline.notify_target import check_target
 from pipeline.reconcile import sweep
+from pipeline.reports import job_ended
 from pipeline.secret import Secret
 from pipeline.settings import Settings
 from pipeline.states import JobState
@@ -132,6 +133,17 @@ def test_a_finished_batch_sends_one_signed_batch_finished(rt, receiver):
     # The results manifest it names is complete when it arrives.
     rows = rt.storage.fetch(S3Uri.parse(results)).body.decode().splitlines()
     assert [json.loads(row)["state"] for row in rows] == ["stored", "invalid_input"]
+
+
+def test_a_notifying_batch_has_its_results_written_once_by_its_notification(rt, receiver):
+    [ref] = notifying_batch(rt, receiver.url, [None])
+    assert run_to_end(rt, ref) is JobState.STORED
+    results = S3Uri.parse(f"s3://{rt.settings.bucket}/outputs/{ref.batch_id}/results.jsonl")
+
+    assert job_ended(rt, ref.batch_id) is None  # as the collect calls it
+    assert rt.storage.head(results) is None
+    assert deliver_queued(rt) == [True]
+    assert rt.storage.head(results) is not None
 
 
 def test_a_notification_published_twice_is_sent_once(rt, receiver):
