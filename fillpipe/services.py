@@ -17,13 +17,13 @@ from starlette.applications import Starlette
 from fillpipe.logs import configure_logging, log_format
 from pipeline.balances import read_balances
 from pipeline.errors import ConfigError
-from pipeline.ledger import Ledger
+from pipeline.ledger import INTERACTIVE_RETRIES, Ledger
 from pipeline.metrics import LedgerCollector
 from pipeline.polling import mode_line
 from pipeline.recorder import CallbackRecorder
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
-from pipeline.storage import Storage
+from pipeline.storage import Storage, make_s3_client
 from pipeline.thumbnails import Thumbnails
 from pipeline.triggers.intake import TriggerIntake
 from pipeline.triggers.rules import load_rules
@@ -38,6 +38,8 @@ from workers.app import create_celery_app
 THREADS_PER_SLOT = 3
 # The dashboard reads balances in the background; a slow provider must not hold it up.
 BALANCE_TIMEOUT_S = 5.0
+# A preview is worth a short wait only: S3 out of reach shows as a missing picture soon.
+PREVIEW_S3_TIMEOUT_S = 5.0
 
 
 def run_worker(
@@ -125,8 +127,10 @@ def build_dashboard_app(settings: Settings) -> Starlette:
             "one into stack.env)"
         )
     sources = DashboardSources(
-        ledger=Ledger.from_settings(settings),
-        thumbnails=Thumbnails(Storage.from_settings(settings)),
+        ledger=Ledger.from_settings(settings, redis_retries=INTERACTIVE_RETRIES),
+        thumbnails=Thumbnails(
+            Storage(make_s3_client(settings, timeout_s=PREVIEW_S3_TIMEOUT_S, attempts=2))
+        ),
         flavors={account.name: account.flavor for account in settings.accounts},
         read_balances=lambda: read_balances(settings.accounts, timeout_s=BALANCE_TIMEOUT_S),
     )

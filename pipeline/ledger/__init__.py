@@ -23,7 +23,7 @@ import redis
 from pipeline.accounts import DEFAULT_ACCOUNT, DEFAULT_SLOTS
 from pipeline.ledger.account import Account, AccountState
 from pipeline.ledger.batches import DEFAULT_PRIORITY, BatchStore, BatchSummary
-from pipeline.ledger.connection import redis_client
+from pipeline.ledger.connection import INTERACTIVE_RETRIES, REDIS_RETRIES, redis_client
 from pipeline.ledger.jobs import JobStore
 from pipeline.ledger.keys import KEY_PREFIX, Keys
 from pipeline.ledger.notifications import NotificationStore
@@ -42,6 +42,7 @@ from pipeline.settings import Deadlines, Settings
 
 __all__ = [
     "DEFAULT_PRIORITY",
+    "INTERACTIVE_RETRIES",
     "AccountState",
     "BatchSummary",
     "Callback",
@@ -87,10 +88,17 @@ class Ledger:
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Ledger:
-        """The ledger at `settings.redis_url`, with a slot pool per configured account."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        redis_retries: int = REDIS_RETRIES,
+    ) -> Ledger:
+        """The ledger at `settings.redis_url`, with a slot pool per configured account; its
+        client retries `redis_retries` times (about 30 s by default: a Redis restart)."""
         return cls(
-            redis_client(settings.redis_url),
+            redis_client(settings.redis_url, retries=redis_retries),
             pools=pools_of(settings.accounts),
             default_account=settings.accounts.default_name,
             deadlines=settings.deadlines,

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
+from fillpipe.ports import free_ports
 from pipeline.balances import AccountBalance
 from pipeline.ledger import Ledger, PoolLimits, redis_client
 from pipeline.secret import Secret
@@ -223,3 +224,23 @@ def test_retrying_one_job_then_the_rest(client: TestClient, ledger, storage):
         {"retried": 3},
     )
     assert ledger.jobs.failed_ids(batch_id) == []
+
+
+@pytest.mark.parametrize("page", ["0", "-3", "two", "²", "9" * 5000, "99999999"])
+def test_any_page_number_gives_a_page(client: TestClient, ledger, storage, page: str):
+    batch_id = batch_with_inputs(ledger, storage, 1)
+    for path in ("/", f"/batches/{batch_id}", "/api/batches", f"/api/batches/{batch_id}"):
+        assert client.get(path, params={"page": page}, headers=BEARER).status_code == 200
+
+
+def test_redis_out_of_reach_is_503_not_500(storage: Storage):
+    (port,) = free_ports(1)
+    sources = DashboardSources(
+        ledger=Ledger(redis_client(f"redis://127.0.0.1:{port}/0", retries=1), slots=SLOTS),
+        thumbnails=Thumbnails(storage),
+        flavors={},
+        read_balances=list,
+    )
+    with TestClient(create_app(sources, token=Secret(TOKEN))) as down:
+        for path in ("/", "/batches/b1", "/api/batches", "/healthz"):
+            assert down.get(path, headers=BEARER).status_code == 503

@@ -27,15 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import redis
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.balances import AccountBalance
+from pipeline.errors import StorageUnavailable
 from pipeline.ledger import Ledger
 from pipeline.secret import Secret
 from pipeline.thumbnails import Thumbnails
@@ -110,7 +114,15 @@ def create_app(sources: DashboardSources, *, token: Secret) -> Starlette:
         routes=routes,
         middleware=[Middleware(PageHeaders), *token_middleware(token)],
         lifespan=lifespan,
+        exception_handlers={redis.RedisError: _unavailable, StorageUnavailable: _unavailable},
     )
+
+
+def _unavailable(request: Request, error: Exception) -> Response:
+    """Redis or S3 out of reach: 503, saying which, for the page to be asked again."""
+    what = "the ledger's Redis" if isinstance(error, redis.RedisError) else "S3"
+    log.warning("dashboard: %s cannot be reached: %s", what, error)
+    return PlainTextResponse(f"{what} cannot be reached; try again shortly", status_code=503)
 
 
 class PageHeaders:

@@ -28,10 +28,15 @@ PREVIEW_KINDS = ("image", "mask", "output")
 PREVIEW_CACHE = "private, max-age=86400"
 
 
+MAX_PAGE_DIGITS = 9
+
+
 def page_number(request: Request) -> int:
-    """`?page=N`, from 1; anything else is the first page."""
+    """`?page=N`, from 1; anything else is the first page (past the last, the last)."""
     text = request.query_params.get("page", "1")
-    return int(text) if text.isdigit() and int(text) > 0 else 1
+    if not (text.isascii() and text.isdecimal()) or len(text) > MAX_PAGE_DIGITS:
+        return 1
+    return max(1, int(text))
 
 
 def only_failed(request: Request) -> bool:
