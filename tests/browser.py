@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -29,6 +30,7 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1400,1000",
 )
+NOT_THERE_YET = (NoSuchElementException, StaleElementReferenceException)
 
 
 def require_chromium() -> None:
@@ -61,4 +63,7 @@ def chromium(profile: Path) -> Iterator[webdriver.Chrome]:
 def wait_until(
     driver: webdriver.Chrome, condition: Callable[[webdriver.Chrome], object], timeout_s: float
 ) -> object:
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(condition)
+    """Until `condition` holds; an element missing or replaced meanwhile (a page loading,
+    a live refresh swapping it) is asked again."""
+    wait = WebDriverWait(driver, timeout_s, poll_frequency=0.1, ignored_exceptions=NOT_THERE_YET)
+    return wait.until(condition)

@@ -47,6 +47,11 @@ def text_of(driver: webdriver.Chrome, selector: str) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, selector).text)
 
 
+def shows(driver: webdriver.Chrome, selector: str, text: str) -> bool:
+    """Whether an element of the page now loaded shows `text` (none there yet: False)."""
+    return any(text in element.text for element in driver.find_elements(By.CSS_SELECTOR, selector))
+
+
 def shoot(driver: webdriver.Chrome, path: Path) -> None:
     driver.save_screenshot(str(path))
     wanted = os.environ.get("FILLPIPE_SCREENSHOT_DIR")
@@ -98,7 +103,7 @@ def test_a_running_batch_shows_live_progress_and_its_previews(
         browser.get(f"{dashboard}/")
         assert PAUSE_REASON in text_of(browser, "#accounts")
         browser.find_element(By.LINK_TEXT, batch_id).click()
-        assert text_of(browser, "#finished") == "0/6 (0.0%)"
+        wait_until(browser, lambda d: text_of(d, "#finished") == "0/6 (0.0%)", timeout_s=30)
         browser.execute_script("window.notReloaded = true")
     finally:
         account.resume()
@@ -137,10 +142,10 @@ def test_failed_jobs_are_retried_from_their_buttons(
 
     browser.find_element(By.CSS_SELECTOR, "#jobs button").click()
 
-    assert "1 job put back in line" in text_of(browser, ".notice")
+    wait_until(browser, lambda d: shows(d, ".notice", "1 job put back in line"), timeout_s=30)
     wait_until(browser, lambda d: "stored 1" in text_of(d, "#summary"), timeout_s=120)
     browser.find_element(By.ID, "retry-all").click()
-    assert "1 job put back in line" in text_of(browser, ".notice")
+    wait_until(browser, lambda d: shows(d, ".notice", "1 job put back in line"), timeout_s=30)
     wait_until(browser, lambda d: text_of(d, "#summary").count("stored 2") == 1, timeout_s=120)
     summary = wait_until_done(stack_rt.ledger, batch_id, timeout_s=30)
     assert summary.counts == {JobState.STORED: 2}
