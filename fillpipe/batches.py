@@ -27,7 +27,7 @@ from fillpipe.progress import wait_for_batch
 from pipeline.errors import InputError, UnknownAccount
 from pipeline.ledger import AccountState, BatchSummary, Ledger
 from pipeline.models import CREDITS_PER_USD
-from pipeline.reports import RESULT_FIELDS, result_row
+from pipeline.reports import CSV_FIELDS, csv_row, is_flagged, result_row
 from pipeline.settings import Settings
 from pipeline.states import JobState
 
@@ -86,15 +86,20 @@ def list_batches(environ: Mapping[str, str], *, limit: int, as_json: bool) -> No
         data(line)
 
 
-def print_results(batch_id: str, environ: Mapping[str, str], *, fmt: ResultFormat) -> None:
-    """One line per job, in manifest order, as JSON Lines or CSV on stdout."""
+def print_results(
+    batch_id: str, environ: Mapping[str, str], *, fmt: ResultFormat, flagged: bool = False
+) -> None:
+    """One line per job (with `flagged`, per flagged job), in manifest order, as JSON
+    Lines or CSV on stdout."""
     with _ledger(environ) as ledger:
         _require_summary(ledger, batch_id)
         rows = (result_row(record) for record in ledger.jobs.of_batch(batch_id))
+        if flagged:
+            rows = (row for row in rows if is_flagged(row))
         if fmt == "csv":
-            writer = csv.DictWriter(sys.stdout, fieldnames=RESULT_FIELDS, lineterminator="\n")
+            writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(csv_row(row) for row in rows)
         else:
             for row in rows:
                 data(json.dumps(row, ensure_ascii=False))

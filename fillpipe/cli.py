@@ -234,12 +234,20 @@ def batches(limit: int, as_json: bool) -> None:
     show_default=True,
     help="Output format.",
 )
-def results(batch: str, fmt: str) -> None:
-    """Print one line per job: state, output URI, cost, error."""
+@click.option(
+    "--flagged",
+    is_flag=True,
+    help="Only the jobs whose output was flagged: the provider strayed outside the mask, "
+    "or a seam shows (FILLPIPE_QA_DRIFT_MAX, FILLPIPE_QA_SEAM_MAX).",
+)
+def results(batch: str, fmt: str, flagged: bool) -> None:
+    """Print one line per job: state, output URI, cost, error, and its output's QA."""
     from fillpipe.batches import print_results
 
     exit_on_known_errors(
-        lambda: print_results(batch, os.environ, fmt="csv" if fmt == "csv" else "jsonl")
+        lambda: print_results(
+            batch, os.environ, fmt="csv" if fmt == "csv" else "jsonl", flagged=flagged
+        )
     )
 
 

@@ -237,6 +237,7 @@ def sample_spec(
         params=params,
         tags=dict(tags or {"demo": "true"}),
         checked_inputs=checked_inputs,
+        composite=rt.settings.composite,
     )
 
 

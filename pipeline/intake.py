@@ -270,6 +270,7 @@ def _spec(
         tags=row.tags,
         checked_inputs=checked_inputs,
         account=rt.router.account_for(row.account, row.params.finetune_id),
+        composite=row.composite.over(rt.settings.composite),
     )
 
 

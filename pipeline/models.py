@@ -67,6 +67,49 @@ class EditParams:
         return CONTENT_TYPES[self.output_format]
 
 
+CompositeMode = Literal["paste", "none"]
+COMPOSITE_MODES: tuple[CompositeMode, ...] = ("paste", "none")
+FEATHER_PX = Range(0, 64)
+
+
+@dataclass(frozen=True)
+class CompositeOptions:
+    """How the provider's result becomes the output: laid over the source through the
+    mask, its colour matched to the source around the mask and blended `feather_px`
+    inside the mask's edge ("paste"), or stored as the provider delivered it ("none")."""
+
+    mode: CompositeMode = "paste"
+    feather_px: int = 4
+    color_match: bool = True
+
+
+@dataclass(frozen=True)
+class QaLimits:
+    """Past these, a stored output is flagged for a look (never failed): how far the
+    provider's image strayed from the source outside the mask (99th percentile of the
+    absolute difference), and the seam left after compositing, both in 0-255 units."""
+
+    drift_p99_max: float = 24.0
+    seam_max: float = 4.0
+
+
+@dataclass(frozen=True)
+class CompositeChoice:
+    """What a manifest row or trigger rule says of compositing; None: the default."""
+
+    mode: CompositeMode | None = None
+    feather_px: int | None = None
+    color_match: bool | None = None
+
+    def over(self, defaults: CompositeOptions) -> CompositeOptions:
+        """These choices, the defaults for what they leave out."""
+        return CompositeOptions(
+            mode=defaults.mode if self.mode is None else self.mode,
+            feather_px=defaults.feather_px if self.feather_px is None else self.feather_px,
+            color_match=defaults.color_match if self.color_match is None else self.color_match,
+        )
+
+
 @dataclass(frozen=True, order=True)
 class JobRef:
     """Names one job: its batch and its id within the batch."""
@@ -95,6 +138,8 @@ class JobSpec:
     origin: dict[str, str] = field(default_factory=dict)
     # The provider account it runs on (its slot pool), decided at intake.
     account: str = DEFAULT_ACCOUNT
+    # How its output is made from the provider's result, decided at intake.
+    composite: CompositeOptions = field(default_factory=CompositeOptions)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
@@ -112,6 +157,7 @@ class JobSpec:
             checked_inputs=data.get("checked_inputs"),
             origin=dict(data.get("origin") or {}),
             account=data.get("account") or DEFAULT_ACCOUNT,
+            composite=CompositeOptions(**data.get("composite") or {}),
         )
 
 
@@ -130,6 +176,8 @@ class JobRecord:
     updated_at: float = 0.0
     # Times in a row its inputs could not be read (S3 trouble that may pass).
     input_troubles: int = 0
+    # How its stored output came out (`pipeline.compositing.Quality.as_json`, `flagged`).
+    qa: dict[str, Any] | None = None
 
     @property
     def ref(self) -> JobRef:

@@ -23,6 +23,7 @@ RESULT_FIELDS = (
     "seed",
     "rule",
     "via",
+    "qa",
 )
 
 
@@ -42,7 +43,25 @@ def result_row(record: JobRecord) -> dict[str, Any]:
         # Jobs made by trigger rules: the rule, and how its event arrived.
         "rule": record.spec.origin.get("rule"),
         "via": record.spec.origin.get("via"),
+        # How the stored output came out: compositing, drift, seam, flagged.
+        "qa": record.qa,
     }
+
+
+# The `qa` object's figures, as CSV columns `qa.<name>`.
+QA_FIELDS = ("composited", "resized", "drift_mean", "drift_p99", "seam", "flagged")
+CSV_FIELDS = (*(name for name in RESULT_FIELDS if name != "qa"), *(f"qa.{n}" for n in QA_FIELDS))
+
+
+def csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A result row with its `qa` object spread into `qa.<name>` columns (empty without)."""
+    qa = row.get("qa") or {}
+    flat = {name: value for name, value in row.items() if name != "qa"}
+    return {**flat, **{f"qa.{name}": qa.get(name) for name in QA_FIELDS}}
+
+
+def is_flagged(row: dict[str, Any]) -> bool:
+    return bool((row.get("qa") or {}).get("flagged"))
 
 
 def write_results(rt: Runtime, batch_id: str) -> S3Uri:

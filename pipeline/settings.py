@@ -24,6 +24,7 @@ from pipeline.accounts import (
     load_accounts,
 )
 from pipeline.errors import ConfigError
+from pipeline.models import COMPOSITE_MODES, FEATHER_PX, CompositeOptions, QaLimits
 from pipeline.secret import Secret
 
 PREFIX = "FILLPIPE_"
@@ -122,6 +123,10 @@ class Settings:
     # Signs outgoing notifications (`--notify`, a rule's `notify`): `whsec_<base64>`, as
     # Standard Webhooks has it; None: no notifications can be asked for.
     notify_secret: Secret | None = None
+    # How outputs are made from the provider's results, unless a row or rule says
+    # otherwise, and when a stored output is flagged.
+    composite: CompositeOptions = field(default_factory=CompositeOptions)
+    qa_limits: QaLimits = field(default_factory=QaLimits)
     # The dashboard's token (a Bearer token, or `?token=` once for a session cookie);
     # None: `fillpipe dashboard` refuses to start.
     dashboard_token: Secret | None = None
@@ -162,6 +167,11 @@ class Settings:
             metrics_host=env.optional("METRICS_HOST") or DEFAULT_METRICS_HOST,
             notify_secret=env.notify_secret(),
             dashboard_token=env.dashboard_token(),
+            composite=env.composite(),
+            qa_limits=QaLimits(
+                drift_p99_max=env.number("QA_DRIFT_MAX", QaLimits.drift_p99_max, minimum=0.0),
+                seam_max=env.number("QA_SEAM_MAX", QaLimits.seam_max, minimum=0.0),
+            ),
         )
         env.raise_problems()
         return settings
@@ -335,6 +345,18 @@ class _Env:
                     f"{MIN_SIGNING_KEY_CHARS} characters"
                 )
         return tuple(Secret(key) for key in keys)
+
+    def composite(self) -> CompositeOptions:
+        """`FILLPIPE_COMPOSITE` (paste|none), `FILLPIPE_FEATHER_PX`, `FILLPIPE_COLOR_MATCH`."""
+        defaults = CompositeOptions()
+        feather_px = self.integer("FEATHER_PX", defaults.feather_px, minimum=0)
+        if feather_px not in FEATHER_PX:
+            self._problems.append(f"{PREFIX}FEATHER_PX must be at most {FEATHER_PX.high:g}")
+        return CompositeOptions(
+            mode=self.choice("COMPOSITE", COMPOSITE_MODES),
+            feather_px=feather_px,
+            color_match=self.boolean("COLOR_MATCH", default=defaults.color_match),
+        )
 
     def dashboard_token(self) -> Secret | None:
         """`FILLPIPE_DASHBOARD_TOKEN`: a long random string."""

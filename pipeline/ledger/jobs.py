@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -176,6 +177,7 @@ def record_from(fields: Mapping[str, str]) -> JobRecord | None:
         seed=_optional_int(fields.get("seed")),
         input_troubles=int(fields.get("input_troubles", 0)),
         updated_at=float(fields.get("updated_at", 0.0)),
+        qa=json.loads(fields["qa"]) if "qa" in fields else None,
     )
 
 

@@ -15,12 +15,16 @@ from pipeline import tags as s3tags
 from pipeline.errors import BadValue, InputError
 from pipeline.manifest.problems import plain, show
 from pipeline.models import (
+    COMPOSITE_MODES,
+    FEATHER_PX,
     FINETUNE_STRENGTH,
     GUIDANCE,
     OUTPUT_FORMATS,
     SAFETY_TOLERANCE,
     SEED,
     STEPS,
+    CompositeChoice,
+    CompositeMode,
     EditParams,
     OutputFormat,
     Range,
@@ -40,7 +44,18 @@ PARAM_FIELDS = (
     "safety_tolerance",
     "prompt_upsampling",
 )
-KNOWN_FIELDS = ("id", "image", "mask", *PARAM_FIELDS, "output", "tags", "account")
+# How the output is made from the provider's result, as manifests and rules give it.
+COMPOSITE_FIELDS = ("composite", "feather_px", "color_match")
+KNOWN_FIELDS = (
+    "id",
+    "image",
+    "mask",
+    *PARAM_FIELDS,
+    *COMPOSITE_FIELDS,
+    "output",
+    "tags",
+    "account",
+)
 REQUIRED_FIELDS = ("image", "prompt", "finetune_id")
 TAG_COLUMN_PREFIX = "tag."
 MAX_ID_CHARS = 200
@@ -82,6 +97,27 @@ def edit_params(get: ValueReader, prompt: str, finetune_id: str) -> EditParams:
             default.safety_tolerance,
         ),
         prompt_upsampling=get("prompt_upsampling", as_bool, default.prompt_upsampling),
+    )
+
+
+def composite_choice(get: ValueReader) -> CompositeChoice:
+    """The compositing fields read with `get`; each absent one left to the default."""
+    return CompositeChoice(
+        mode=get("composite", as_composite_mode, None),
+        feather_px=get("feather_px", ranged(as_integer, FEATHER_PX, "a whole number"), None),
+        color_match=get("color_match", as_bool, None),
+    )
+
+
+def as_composite_mode(value: object, fmt: ManifestFormat) -> CompositeMode:
+    text = as_text(value, fmt).strip().lower()
+    for mode in COMPOSITE_MODES:
+        if text == mode:
+            return mode
+    raise BadValue(
+        f"composite must be {' or '.join(COMPOSITE_MODES)}, got {show(value)}",
+        "paste (the default) lays the result over the source through the mask; none "
+        "keeps the provider's image as delivered",
     )
 
 

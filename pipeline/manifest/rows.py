@@ -21,6 +21,7 @@ from pipeline.manifest.fields import (
     as_text,
     check_id,
     check_location,
+    composite_choice,
     edit_params,
     known_hint,
     tag_key_hint,
@@ -29,6 +30,7 @@ from pipeline.manifest.problems import cut, show
 from pipeline.manifest.reading import read_records
 from pipeline.models import (
     EXTENSIONS,
+    CompositeChoice,
     EditParams,
 )
 from pipeline.storage import S3_SCHEME, S3Uri
@@ -57,6 +59,8 @@ class ManifestRow:
     tags: dict[str, str]
     # The provider account the row names; None: decided by its finetune, else the default.
     account: str | None = None
+    # How its output is made from the provider's result; what it leaves out: the default.
+    composite: CompositeChoice = field(default_factory=CompositeChoice)
 
 
 def validate_rows(
@@ -154,13 +158,14 @@ class _RowCheck:
         output = self.get("output", as_text, None)
         tags = self.tags()
         account = self.account(accounts)
+        composite = composite_choice(self.get)
         self.metadata_size(job_id, image, mask)
         uri = self.output(output, bucket, job_id, image, params)
         if uri is not None and output is not None and "{id}" not in output:
             self.unique_output(str(uri), seen.outputs)
         if not self.ok or params is None:
             return None
-        return ManifestRow(self.line, job_id, image, mask, params, output, tags, account)
+        return ManifestRow(self.line, job_id, image, mask, params, output, tags, account, composite)
 
     def account(self, accounts: Collection[str] | None) -> str | None:
         name = self.get("account", as_text, None)

@@ -26,7 +26,7 @@ from pathlib import PurePosixPath
 from pipeline.errors import ConfigError, InputError
 from pipeline.ledger import Ledger
 from pipeline.ledger.triggers import EventMark, Recorded
-from pipeline.models import JobRef, JobSpec
+from pipeline.models import CompositeOptions, JobRef, JobSpec
 from pipeline.routing import AccountRouter
 from pipeline.settings import Settings
 from pipeline.storage import ObjectHead, S3Uri, Storage
@@ -35,6 +35,7 @@ from pipeline.triggers.masks import release_mask
 from pipeline.triggers.rules import Rule, RuleSet
 
 log = logging.getLogger(__name__)
+DEFAULT_COMPOSITE = CompositeOptions()
 
 # The output metadata that marks an object as one of fillpipe's own (pipeline.collect).
 OUTPUT_MARK = "fillpipe-job"
@@ -87,11 +88,13 @@ class TriggerIntake:
         mask_wait_s: float,
         clock: Callable[[], float] = time.time,
         router: AccountRouter | None = None,
+        composite: CompositeOptions = DEFAULT_COMPOSITE,
     ) -> None:
         """`router` decides each job's account (None: the rule's, else the ledger's
-        default account). Raises `ConfigError` when a rule names an account the ledger
-        has no pool for."""
+        default account); `composite` is how outputs are made where a rule does not say.
+        Raises `ConfigError` when a rule names an account the ledger has no pool for."""
         self.rules = rules
+        self._composite = composite
         self._ledger = ledger
         self._storage = storage
         self._mask_wait_s = mask_wait_s
@@ -109,6 +112,7 @@ class TriggerIntake:
             storage=Storage.from_settings(settings),
             mask_wait_s=settings.deadlines.mask_wait_s,
             router=AccountRouter.from_settings(settings),
+            composite=settings.composite,
         )
 
     def close(self) -> None:
@@ -153,7 +157,8 @@ class TriggerIntake:
         event_id = f"{object_id}|{event.sequencer or ''}"
         ref = JobRef(rolling_batch_id(rule.name, now), job_id_for(rule.name, event, event_id))
         try:
-            spec = _spec(rule, event, head, ref, self._account(rule))
+            composite = rule.composite.over(self._composite)
+            spec = _spec(rule, event, head, ref, self._account(rule), composite)
         except InputError as error:
             log.warning("rule %s cannot make a job of %s: %s", rule.name, event.key, error)
             return Outcome(event, "refused", rule.name, detail=str(error))
@@ -224,7 +229,14 @@ def check_notify(rules: RuleSet, settings: Settings) -> None:
         )
 
 
-def _spec(rule: Rule, event: ObjectEvent, head: ObjectHead, ref: JobRef, account: str) -> JobSpec:
+def _spec(
+    rule: Rule,
+    event: ObjectEvent,
+    head: ObjectHead,
+    ref: JobRef,
+    account: str,
+    composite: CompositeOptions,
+) -> JobSpec:
     origin = {"rule": rule.name, "via": event.origin, "etag": head.etag, "event": event.event_name}
     if head.version_id:
         origin["version_id"] = head.version_id
@@ -237,4 +249,5 @@ def _spec(rule: Rule, event: ObjectEvent, head: ObjectHead, ref: JobRef, account
         tags=dict(rule.tags),
         origin=origin,
         account=account,
+        composite=composite,
     )

@@ -43,12 +43,12 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.models import EditParams
+from pipeline.models import CompositeChoice, EditParams
 from pipeline.storage import S3_SCHEME, S3Uri
 from pipeline.templates import check_key, fill
 
@@ -79,6 +79,8 @@ class Rule:
     account: str | None = None
     # Where each of its jobs is notified as it ends (`pipeline.notify`); None: nowhere.
     notify: str | None = None
+    # How its outputs are made from the provider's results; what it leaves out: the default.
+    composite: CompositeChoice = field(default_factory=CompositeChoice)
 
     def wants(self, bucket: str, key: str) -> bool:
         """The key is one of this rule's images: bucket, prefix, suffix/glob match, and it

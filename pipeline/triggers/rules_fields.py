@@ -14,10 +14,12 @@ from typing import TypeVar
 from pipeline import tags as s3tags
 from pipeline.errors import BadValue, InputError, Problem
 from pipeline.manifest.fields import (
+    COMPOSITE_FIELDS,
     PARAM_FIELDS,
     ManifestFormat,
     Parser,
     as_text,
+    composite_choice,
     edit_params,
     tag_key_hint,
 )
@@ -42,7 +44,7 @@ RULE_FIELDS = (
     "account",
     "notify",
 )
-KNOWN_FIELDS = (*RULE_FIELDS, *PARAM_FIELDS, "tags")
+KNOWN_FIELDS = (*RULE_FIELDS, *PARAM_FIELDS, *COMPOSITE_FIELDS, "tags")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 NAME_HINT = "use 1\u201340 letters, digits, _ and -"
 BUCKET_HINT = (
@@ -168,6 +170,7 @@ class RuleCheck:
             line,
             self.get("account", as_text, None),
             self.notify(),
+            composite_choice(self.get),
         )
         check_samples(rule, self.report, self.bad)
         return None if self.bad else rule
