@@ -12,7 +12,8 @@ Served paths: the API under `/v1/...` (`x-key` header) and again under `/flux/v1
 downloads), `/healthz`, and the admin API (header `x-admin-token`): `GET /admin/stats`,
 `GET /admin/tasks`, `GET`/`PUT /admin/faults` (partial JSON update, 422 listing bad
 fields), `POST /admin/expire {"task_id"}` (the task then reads `Task not found`) and
-`PUT /admin/accounts/credits {"key", "credits"}` (sets that key's balance).
+`PUT /admin/accounts/credits {"key", "credits"}` (sets that key's balance) and
+`GET`/`PUT /admin/rendering` (`{"drift", "result_scale"}` of fills submitted from then on).
 
 Choices where the provider is silent: a fill costs 5 credits per output megapixel,
 a finetuned fill 8, rounded up to 0.01 credit; training is free. `get_result` for an
@@ -57,6 +58,11 @@ Configuration (`emulator.config.EmulatorConfig.from_environ`), one variable per 
                                                it `Request Moderated`, comma-separated (empty)
     FILLPIPE_EMULATOR_CONTENT_MODERATION_WORD  a word (whole, any case) in a prompt that makes
                                                the result `Content Moderated` (empty: none)
+    FILLPIPE_EMULATOR_DRIFT                    re-encode whole results as the provider's VAE
+                                               does: smooth colour drift and a slight blur on
+                                               every pixel, kept ones included (on)
+    FILLPIPE_EMULATOR_RESULT_SCALE             results are this many times the input's size,
+                                               0.25..4 (1.0)
 
 Faults (`emulator.faults`), off by default, switchable at run time by `PUT /admin/faults`
 with the same names in lower case without the prefix (`{"webhook_drop": 0.5}`). Each is

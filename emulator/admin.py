@@ -7,6 +7,12 @@
     GET  /admin/faults   the injected faults now in force (`emulator.faults.Faults`)
     PUT  /admin/faults   change some of them: a JSON object of fault names and values;
                          422 lists every unknown or bad field, and nothing changes
+    GET  /admin/rendering
+                         how fills submitted now are rendered (`emulator.rendering`):
+                         `{"drift", "result_scale"}`
+    PUT  /admin/rendering
+                         change some of them, as for faults; tasks already accepted
+                         keep theirs
     POST /admin/expire   `{"task_id"}`: forget that task now (get_result then says
                          `Task not found`); 404 if it is not known
     PUT  /admin/accounts/credits
@@ -65,6 +71,8 @@ class AdminApi:
             Route("/admin/tasks", guarded(self.tasks), methods=["GET"]),
             Route("/admin/faults", guarded(self.get_faults), methods=["GET"]),
             Route("/admin/faults", guarded(self.put_faults), methods=["PUT"]),
+            Route("/admin/rendering", guarded(self.get_rendering), methods=["GET"]),
+            Route("/admin/rendering", guarded(self.put_rendering), methods=["PUT"]),
             Route("/admin/expire", guarded(self.expire), methods=["POST"]),
             Route("/admin/accounts/credits", guarded(self.set_credits), methods=["PUT"]),
         ]
@@ -88,6 +96,13 @@ class AdminApi:
     async def put_faults(self, request: Request) -> Response:
         changes = parse_json_object(await request.body())
         return JSONResponse(self._faults.update(changes).as_json())
+
+    async def get_rendering(self, request: Request) -> Response:
+        return JSONResponse(self._provider.rendering().as_json())
+
+    async def put_rendering(self, request: Request) -> Response:
+        changes = parse_json_object(await request.body())
+        return JSONResponse(self._provider.update_rendering(changes).as_json())
 
     async def expire(self, request: Request) -> Response:
         task_id = validated(parse_json_object(await request.body()), EXPIRE_FIELDS)["task_id"]

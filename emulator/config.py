@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 
 from emulator.account_limits import AccountLimits, check_accounts, parse_accounts
 from emulator.faults import Faults
+from emulator.rendering import Rendering, result_scale_problem
 
 ENV_PREFIX = "FILLPIPE_EMULATOR_"
 WEBHOOK_SHAPES = ("bfl", "result")
@@ -73,6 +74,11 @@ class EmulatorConfig:
     content_moderation_word: str = ""
     # Endpoints answered 404, as a provider answers for one it no longer offers.
     withdrawn: tuple[str, ...] = ()
+    # Re-encode whole results as the provider's VAE does: a smooth colour drift and a
+    # slight blur over every pixel, kept ones included (`emulator.reencode`).
+    drift: bool = True
+    # Results come back this many times the input's size (MIN..MAX_RESULT_SCALE).
+    result_scale: float = 1.0
     # Read from FILLPIPE_EMULATOR_FAULT_<NAME> (see `emulator.faults`).
     faults: Faults = field(default_factory=Faults)
 
@@ -87,6 +93,8 @@ class EmulatorConfig:
             f"must be one of {', '.join(WEBHOOK_SHAPES)}",
         )
         _require(bool(self.delivery_signing_key), "delivery_signing_key", "must not be empty")
+        scale_problem = result_scale_problem(self.result_scale)
+        _require(scale_problem is None, "result_scale", str(scale_problem))
         self._check_withdrawn()
         try:
             check_accounts(self.accounts)
@@ -103,6 +111,11 @@ class EmulatorConfig:
             f"names unknown endpoints {', '.join(unknown)}; "
             f"known: {', '.join(WITHDRAWABLE_ENDPOINTS)}",
         )
+
+    @property
+    def rendering(self) -> Rendering:
+        """The rendering settings a fill starts with (`PUT /admin/rendering` changes them)."""
+        return Rendering(drift=self.drift, result_scale=self.result_scale)
 
     def limits(self, key: str) -> tuple[int, float]:
         """`key`'s active-task limit and starting credits: its own, else the defaults."""

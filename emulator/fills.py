@@ -2,7 +2,9 @@
 
 The repaint mask is the `mask` image (white repaints, black keeps; grey levels from
 128 up count as white) or, without a mask, the image's alpha channel (transparent,
-alpha below 128, repaints). The output is RGB at the input's size; alpha is dropped.
+alpha below 128, repaints). The output is RGB, alpha dropped, re-encoded as the
+provider's VAE does when the job's `Rendering` says `drift`, and at the input's size
+times its `result_scale`.
 Both functions are CPU-bound and run in the image thread pool.
 """
 
@@ -25,6 +27,8 @@ from emulator.images import (
     rgb_array,
 )
 from emulator.inpaint import FillParams, inpaint
+from emulator.reencode import reencoded, rescaled
+from emulator.rendering import Rendering
 from emulator.style import Style
 from emulator.tasks import Sample
 
@@ -53,6 +57,7 @@ class FillJob:
     params: FillParams
     style: Style | None
     output_format: str
+    rendering: Rendering
 
 
 def read_fill_images(image_b64: str, mask_b64: str | None) -> FillImages:
@@ -65,9 +70,12 @@ def read_fill_images(image_b64: str, mask_b64: str | None) -> FillImages:
 
 
 def render(job: FillJob) -> Sample:
-    """Inpaint and encode: the finished task's sample."""
+    """Inpaint, re-encode, resize and encode: the finished task's sample."""
     images = job.images
     filled = inpaint(images.rgb, images.repaint, job.params, job.style)
+    if job.rendering.drift:
+        filled = reencoded(filled, job.params.seed)
+    filled = rescaled(filled, job.rendering.result_scale)
     return Sample(encode(filled, job.output_format), job.output_format)
 
 

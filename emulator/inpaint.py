@@ -11,7 +11,13 @@
 3. Seed: a seeded texture, smooth blotches plus grain; more `steps` give more grain.
 4. Style: the finetune's palette and contrast, in proportion to `finetune_strength`.
 5. Guidance: higher guidance, more contrast in the repainted region.
-6. Composite: every pixel outside the mask is copied from the input unchanged.
+6. Edge fade: as a real model's edit does, the edit (2 to 5) fades in from the mask's
+   edge: the repainted pixels next to a kept one are the structural fill alone, and the
+   edit's weight rises linearly to full `EDGE_BLEND_PX` further in (distance to the
+   nearest kept pixel; the image's border is no edge). On a flat source the result
+   therefore meets the kept pixels without a seam.
+7. Composite: every pixel outside the mask is copied from the input unchanged (the
+   provider's re-encoding of the whole image is `emulator.reencode`, applied after).
 
 Pure functions of their arguments: same input, same parameters, same pixels.
 """
@@ -41,6 +47,11 @@ MAX_STEPS = 50
 DEFAULT_GUIDANCE = 60.0
 GUIDANCE_CONTRAST_PER_UNIT = 0.004
 SEED_SPACE = 2**64
+EDGE_BLEND_PX = 8.0
+# The distance from a repainted pixel next to a kept one to that kept pixel.
+_EDGE_DISTANCE_PX = 1.0
+
+Box = tuple[slice, slice]
 
 
 @dataclass(frozen=True)
@@ -58,12 +69,13 @@ def inpaint(rgb: RGB, repaint: Mask, params: FillParams, style: Style | None = N
     """Repaint the `repaint` pixels of `rgb`; all other pixels are returned unchanged."""
     if not repaint.any():
         return rgb.copy()
-    region = _structure(rgb, repaint)
-    region = _tinted(region, params.prompt)
-    region += _texture(repaint, params, style)
+    structure = _structure(rgb, repaint)
+    region = _tinted(structure, params.prompt) + _texture(repaint, params, style)
     if style is not None:
         region = apply_style(region, style, params.finetune_strength)
     region = _with_guidance(region, params.guidance)
+    weight = _edit_weights(repaint)
+    region = structure + weight * (region - structure)
     result = rgb.copy()
     result[repaint] = np.clip(np.rint(region), 0, 255).astype(np.uint8)
     return result
@@ -79,12 +91,9 @@ def prompt_colour(prompt: str) -> tuple[float, float, float]:
 
 def _structure(rgb: RGB, repaint: Mask) -> Pixels:
     """Telea's fill of the `repaint` pixels, n x 3, in `rgb[repaint]`'s order."""
-    rows, cols = np.nonzero(repaint.any(axis=1))[0], np.nonzero(repaint.any(axis=0))[0]
-    margin = INPAINT_RADIUS_PX + 1  # the known pixels Telea reads around the hole
-    top, bottom = max(0, rows[0] - margin), min(repaint.shape[0], rows[-1] + margin + 1)
-    left, right = max(0, cols[0] - margin), min(repaint.shape[1], cols[-1] + margin + 1)
-    box = np.ascontiguousarray(rgb[top:bottom, left:right])
-    hole = repaint[top:bottom, left:right]
+    area = _hole_box(repaint, INPAINT_RADIUS_PX + 1)  # with the known pixels Telea reads
+    box = np.ascontiguousarray(rgb[area])
+    hole = repaint[area]
     mask = hole.astype(np.uint8) * 255
     scale = min(1.0, math.sqrt(STRUCTURE_MAX_HOLE_PX / int(hole.sum())))
     if scale == 1.0:
@@ -98,6 +107,25 @@ def _structure(rgb: RGB, repaint: Mask) -> Pixels:
         small = cv2.inpaint(small_box, small_mask.astype(np.uint8), radius, cv2.INPAINT_TELEA)
         filled = cv2.resize(small, (box.shape[1], box.shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.asarray(filled, dtype=np.uint8)[hole].astype(np.float32)
+
+
+def _hole_box(repaint: Mask, margin_px: int) -> Box:
+    """The bounding box of the `repaint` pixels, grown by `margin_px` within the image."""
+    rows, cols = np.nonzero(repaint.any(axis=1))[0], np.nonzero(repaint.any(axis=0))[0]
+    top, bottom = max(0, rows[0] - margin_px), min(repaint.shape[0], rows[-1] + margin_px + 1)
+    left, right = max(0, cols[0] - margin_px), min(repaint.shape[1], cols[-1] + margin_px + 1)
+    return slice(top, bottom), slice(left, right)
+
+
+def _edit_weights(repaint: Mask) -> Pixels:
+    """Per repainted pixel, n x 1: 0 next to a kept pixel, rising to 1 `EDGE_BLEND_PX`
+    further in. The box one pixel round the hole holds every kept pixel nearest to it."""
+    area = _hole_box(repaint, 1)
+    hole = repaint[area]
+    # Outside the image counts as neither edge nor kept: a full mask has no edge at all.
+    distance = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    ramp = (distance[hole] - _EDGE_DISTANCE_PX) / np.float32(EDGE_BLEND_PX)
+    return np.clip(ramp, 0, 1).astype(np.float32).reshape(-1, 1)
 
 
 def _tinted(region: Pixels, prompt: str) -> Pixels:

@@ -26,6 +26,7 @@ from emulator.images import RGB, ImageError
 from emulator.inpaint import FillParams
 from emulator.moderation import Moderation
 from emulator.pricing import fill_cost, megapixels, reported_megapixels
+from emulator.rendering import Rendering
 from emulator.runner import TaskRunner
 from emulator.runtime import Runtime
 from emulator.schemas import (
@@ -61,6 +62,7 @@ class Provider:
         self._finetunes = FinetuneRegistry()
         self._tasks = TaskRunner(config, clock=clock, runtime=runtime, rng=self._rng)
         self._moderation = Moderation(config.moderation_words, config.content_moderation_word)
+        self._rendering = config.rendering
 
     # -- fills -------------------------------------------------------------------------
 
@@ -139,7 +141,7 @@ class Provider:
             size_mp=megapixels(images.width, images.height),
             facts={"prompt": params.prompt, "seed": seed},
         )
-        return task, FillJob(images, params, style, values["output_format"])
+        return task, FillJob(images, params, style, values["output_format"], self._rendering)
 
     async def _run_fill(self, task: Task, job: FillJob, cost: Decimal) -> None:
         try:
@@ -245,6 +247,15 @@ class Provider:
         """Set `key`'s balance (opening its account if need be), for the admin API."""
         self._accounts[key].set_credits(Decimal(str(credits)))
         return {"credits": float(self._accounts[key].credits)}
+
+    def rendering(self) -> Rendering:
+        """The rendering settings fills submitted now take."""
+        return self._rendering
+
+    def update_rendering(self, changes: Mapping[str, Any]) -> Rendering:
+        """Apply `changes` (validated) to the rendering of fills submitted from now on."""
+        self._rendering = self._rendering.updated(changes)
+        return self._rendering
 
     def stats(self) -> dict[str, Any]:
         """Per-key counters for the admin API."""

@@ -109,6 +109,12 @@ def mask_array(box: tuple[int, ...] = MASK_BOX) -> np.ndarray:
     return np.array(box_mask(box=box)) >= 128
 
 
+def inner_mask(inset_px: int) -> np.ndarray:
+    """The repaint mask less its outer `inset_px` pixels (0: the whole mask)."""
+    left, top, right, bottom = MASK_BOX
+    return mask_array((left + inset_px, top + inset_px, right - inset_px, bottom - inset_px))
+
+
 def encoded(image: Image.Image, image_format: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, image_format)

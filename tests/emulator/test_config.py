@@ -2,6 +2,9 @@ import pytest
 
 from emulator.account_limits import AccountLimits
 from emulator.config import EmulatorConfig, env_name
+from emulator.rendering import Rendering
+
+pytestmark = pytest.mark.timeout(30)
 
 ACCOUNTS = "FILLPIPE_EMULATOR_ACCOUNTS"
 SECRET_KEY = "sk-very-secret"
@@ -28,6 +31,8 @@ def test_defaults_match_the_provider() -> None:
     assert config.seed is None
     assert config.accounts == {}
     assert config.withdrawn == ()
+    assert (config.drift, config.result_scale) == (True, 1.0)
+    assert config.rendering == Rendering(drift=True, result_scale=1.0)
 
 
 def test_each_start_gets_its_own_signing_key() -> None:
@@ -78,11 +83,28 @@ def test_an_empty_public_url_means_none() -> None:
         ("FILLPIPE_EMULATOR_WEBHOOK_SHAPE", "xml"),
         ("FILLPIPE_EMULATOR_DELIVERY_SIGNING_KEY", ""),
         ("FILLPIPE_EMULATOR_SEED", "0.5"),
+        ("FILLPIPE_EMULATOR_DRIFT", "sometimes"),
+        ("FILLPIPE_EMULATOR_RESULT_SCALE", "big"),
+        ("FILLPIPE_EMULATOR_RESULT_SCALE", "5"),
+        ("FILLPIPE_EMULATOR_RESULT_SCALE", "0.2"),
+        ("FILLPIPE_EMULATOR_RESULT_SCALE", "nan"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_its_variable(variable: str, value: str) -> None:
     with pytest.raises(ValueError, match=variable):
         EmulatorConfig.from_environ({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("drift", "expected"),
+    [("off", False), ("false", False), ("0", False), ("on", True), ("TRUE", True), ("1", True)],
+)
+def test_reads_the_rendering(drift: str, expected: bool) -> None:
+    config = EmulatorConfig.from_environ(
+        {"FILLPIPE_EMULATOR_DRIFT": drift, "FILLPIPE_EMULATOR_RESULT_SCALE": "0.25"}
+    )
+
+    assert config.rendering == Rendering(drift=expected, result_scale=0.25)
 
 
 def test_env_names_follow_the_field_names() -> None:

@@ -25,6 +25,8 @@ from tests.emulator.helpers import (
     wait_for_final,
 )
 
+pytestmark = pytest.mark.timeout(60)
+
 
 def pixels(data: bytes) -> np.ndarray:
     return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -94,7 +96,8 @@ def test_the_sample_in_each_format(
     assert (image.format, image.size, image.mode) == (pil_format, (WIDTH, HEIGHT), "RGB")
 
 
-def test_only_masked_pixels_change(client: TestClient) -> None:
+def test_without_drift_only_masked_pixels_change(make_client) -> None:
+    client = make_client(drift=False)
     output = pixels(download(client, run_fill(client)))
     original = np.array(photo())
     repaint = mask_array()
@@ -103,7 +106,22 @@ def test_only_masked_pixels_change(client: TestClient) -> None:
     assert np.mean(np.any(output[repaint] != original[repaint], axis=1)) > 0.9
 
 
-def test_the_alpha_channel_is_the_mask_without_one(client: TestClient) -> None:
+def test_with_drift_kept_pixels_shift_a_little_and_unevenly(client: TestClient) -> None:
+    # The default, as the provider re-encodes the whole image: every kept pixel moves by a
+    # few units, and far-apart parts of the image move differently.
+    output = pixels(download(client, run_fill(client))).astype(int)
+    original = np.array(photo()).astype(int)
+    keep = ~mask_array()
+
+    moved = output - original
+    assert 2 <= np.abs(moved[keep]).mean() <= 10
+    assert np.abs(moved[keep]).max() <= 45  # softening a noisy photo, plus the drift
+    left, right = moved[:, :8][keep[:, :8]], moved[:, -8:][keep[:, -8:]]
+    assert np.abs(left.mean(axis=0) - right.mean(axis=0)).max() > 1
+
+
+def test_the_alpha_channel_is_the_mask_without_one(make_client) -> None:
+    client = make_client(drift=False)
     rgba = photo().convert("RGBA")
     rgba.putalpha(Image.fromarray(np.where(mask_array(), 0, 255).astype(np.uint8)))
 
@@ -121,6 +139,30 @@ def test_same_seed_same_bytes_other_seed_other_bytes(client: TestClient) -> None
 
     assert first == again
     assert first != other
+
+
+@pytest.mark.parametrize("drift", [True, False])
+def test_the_same_request_gives_the_same_bytes_with_or_without_drift(
+    make_client, drift: bool
+) -> None:
+    client = make_client(drift=drift)
+
+    assert download(client, run_fill(client, seed=99)) == download(
+        client, run_fill(client, seed=99)
+    )
+
+
+@pytest.mark.parametrize(
+    ("scale", "size"), [(0.5, (WIDTH // 2, HEIGHT // 2)), (2.0, (WIDTH * 2, HEIGHT * 2))]
+)
+def test_the_result_comes_in_the_configured_size(
+    make_client, scale: float, size: tuple[int, int]
+) -> None:
+    client = make_client(result_scale=scale)
+
+    image = Image.open(io.BytesIO(download(client, run_fill(client))))
+
+    assert image.size == size
 
 
 def test_the_prompt_changes_the_result(client: TestClient) -> None:

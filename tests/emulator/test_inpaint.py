@@ -1,15 +1,27 @@
 """The fill's pixels, tested directly on the pure functions."""
 
+import math
+
 import numpy as np
 import pytest
 
-from emulator.inpaint import STRUCTURE_MAX_HOLE_PX, FillParams, inpaint, prompt_colour
+from emulator.inpaint import (
+    EDGE_BLEND_PX,
+    STRUCTURE_MAX_HOLE_PX,
+    FillParams,
+    inpaint,
+    prompt_colour,
+)
 from emulator.style import learn_style
-from tests.emulator.helpers import mask_array, photo
+from tests.emulator.helpers import inner_mask, mask_array, photo
+
+pytestmark = pytest.mark.timeout(60)
 
 IMAGE = np.array(photo())
 REPAINT = mask_array()
 PARAMS = FillParams(prompt="a red sofa", seed=42)
+# Where the edit has its full weight: EDGE_BLEND_PX further in than the outermost pixels.
+FULL_EDIT_INSET_PX = math.ceil(EDGE_BLEND_PX) + 1
 
 
 def fill(**changes: object) -> np.ndarray:
@@ -86,7 +98,9 @@ def test_full_strength_paints_in_palette_colours() -> None:
 
     output = inpaint(IMAGE, REPAINT, params, learn_style([blue]))
 
-    assert np.all(output[REPAINT] == (10, 20, 230))
+    deep = inner_mask(FULL_EDIT_INSET_PX)
+    assert deep.any()
+    assert np.all(output[deep] == (10, 20, 230))
 
 
 def test_a_large_hole_is_filled_from_its_surroundings() -> None:
@@ -103,3 +117,22 @@ def test_a_large_hole_is_filled_from_its_surroundings() -> None:
 
     assert np.array_equal(output[~hole], image[~hole])
     assert np.allclose(output[hole].mean(axis=0), red, atol=6)
+
+
+def ring(inset_px: int) -> np.ndarray:
+    """The mask box's pixels `inset_px` pixels in from its edge (1: next to kept ones)."""
+    return inner_mask(inset_px - 1) & ~inner_mask(inset_px)
+
+
+def test_the_edit_fades_in_from_the_mask_edge() -> None:
+    # On a flat source the structural fill is the source colour: next to the kept pixels
+    # the result is that colour, and the prompt's tint and the texture show further in.
+    grey = (120, 120, 120)
+    flat = np.full_like(IMAGE, grey)
+
+    output = inpaint(flat, REPAINT, PARAMS).astype(int)
+
+    edge, deep = output[ring(1)], output[inner_mask(FULL_EDIT_INSET_PX)]
+    assert np.abs(edge - grey).max() <= 2
+    assert np.abs(deep - grey).mean() > 15
+    assert np.abs(output[ring(4)] - grey).mean() < np.abs(deep - grey).mean()
