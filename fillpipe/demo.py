@@ -28,7 +28,7 @@ from fillpipe.samples import (
 )
 from fillpipe.stack import SERVICES, EmbeddedStack
 from pipeline.batches import create_batch, default_output_uri, new_batch_id
-from pipeline.errors import ProviderUnavailable
+from pipeline.errors import PermanentError, ProviderUnavailable, RetryableError
 from pipeline.images import check_in_full
 from pipeline.models import EditParams, JobRecord, JobRef, JobSpec, OutputFormat
 from pipeline.provider import TaskStatus
@@ -262,9 +262,31 @@ def write_contact_sheet(
                 before_png=sample.image_png,
                 mask_png=sample.mask_png,
                 after=after,
-                note=note or "",
+                note=_with_qa(note or "", record),
+                provider=provider_image(rt, record) if record is not None and stored else None,
             )
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(contact_sheet(rows))
     return path.resolve()
+
+
+def provider_image(rt: Runtime, record: JobRecord) -> bytes | None:
+    """The provider's own image of a stored job, read again from the provider while it
+    still serves it (fillpipe keeps only the output); None once it no longer does."""
+    if record.polling_url is None:
+        return None
+    try:
+        result = rt.providers[record.account].get_result(record.polling_url)
+        return None if result.sample_url is None else rt.fetcher.fetch(result.sample_url)
+    except (RetryableError, PermanentError):
+        return None
+
+
+def _with_qa(note: str, record: JobRecord | None) -> str:
+    """The note, with the output's drift and seam figures when it has them."""
+    qa = None if record is None else record.qa
+    if not qa:
+        return note
+    figures = f"drift {qa['drift_mean']:.1f} (p99 {qa['drift_p99']:.0f}), seam {qa['seam']:.1f}"
+    return f"{note}\n{figures}{' FLAGGED' if qa.get('flagged') else ''}"

@@ -4,7 +4,8 @@ The callback only says "look now": the outcome is what the task's polling URL re
 With callbacks off the poller queues the collects (`pipeline.polling`), and a task still
 running is filed for its next poll.
 The job's slot is given back as soon as the provider says the task has ended, before
-the download, and the dispatcher fills it in the same step. The output is written in
+the download, and the dispatcher fills it in the same step. The output (the result laid
+over the source through the mask, `pipeline.outputs`) is written in
 one PutObject with its tags, metadata and `If-None-Match: *`, so an attempt creates
 its object at most once and a consumer never sees it untagged.
 """
@@ -25,8 +26,9 @@ from pipeline.errors import (
 )
 from pipeline.images import check_result
 from pipeline.logcontext import add_to_job_context
-from pipeline.models import CONTENT_TYPES, JobRecord, JobRef
+from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line, end_job
+from pipeline.outputs import make_output
 from pipeline.polling import file_next_poll
 from pipeline.provider import TaskResult, TaskStatus
 from pipeline.runtime import Runtime
@@ -36,7 +38,6 @@ from pipeline.storage import PutOutcome, S3Uri
 log = logging.getLogger(__name__)
 
 TAG_BATCH, TAG_JOB, TAG_FINETUNE = "fillpipe-batch", "fillpipe-job", "fillpipe-finetune"
-_FORMAT_TYPES = {"JPEG": CONTENT_TYPES["jpeg"], "PNG": CONTENT_TYPES["png"], "WEBP": "image/webp"}
 _UNCHARGED = (TaskStatus.REQUEST_MODERATED, TaskStatus.CONTENT_MODERATED)
 _COLLECTING = (JobState.COLLECTING,)
 
@@ -129,14 +130,15 @@ def _lost(rt: Runtime, record: JobRecord, error: ResultLost) -> JobState | None:
 
 def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: TaskResult) -> JobState:
     data = _download(rt, record, polling_url, result)
-    info = check_result(data)
+    check_result(data)
+    made = make_output(rt, record, data)
     output = S3Uri.parse(record.spec.output_uri)
     outcome = rt.storage.put_new(
         output,
-        data,
-        content_type=_FORMAT_TYPES.get(info.format, record.spec.params.content_type),
+        made.data,
+        content_type=made.content_type,
         tags=output_tags(record),
-        metadata=output_metadata(record, result),
+        metadata={**output_metadata(record, result), **made.metadata()},
     )
     if outcome is PutOutcome.EXISTED and not _is_ours(rt, output, record):
         raise UnsafeResult(f"{output} already exists and belongs to another job")
@@ -145,7 +147,7 @@ def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: Task
         from_states=_COLLECTING,
         to_state=JobState.STORED,
         attempt=record.attempt,
-        fields={"seed": result.seed, "error": None},
+        fields={"seed": result.seed, "error": None, "qa": made.qa_json},
     )
     metrics.stored(rt.ledger.redis, rt.ledger.keys, record.ref, record.attempt)
     return JobState.STORED

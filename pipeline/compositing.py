@@ -18,19 +18,16 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.compositing_paste import MAX_FEATHER_PX, Image8, paste
+from pipeline.compositing_paste import Image8, paste
 from pipeline.compositing_quality import drift, seam
 from pipeline.errors import InputError
 from pipeline.images import MAX_PIXELS
+from pipeline.models import CompositeOptions, OutputFormat
 
-CompositeMode = Literal["paste", "none"]
-OutputFormat = Literal["jpeg", "png"]
-COMPOSITE_MODES: tuple[CompositeMode, ...] = ("paste", "none")
 JPEG_QUALITY = 95
 # 4:4:4: no chroma subsampling, so the kept pixels' colours and the seam stay sharp.
 JPEG_SUBSAMPLING = 0
@@ -50,27 +47,6 @@ _DECODE_ERRORS = (
 
 
 @dataclass(frozen=True)
-class CompositeOptions:
-    """How a job's output is made from the provider's result.
-
-    `mode`: "paste" lays the result over the source through the mask; "none" delivers the
-    result as the provider sent it. `feather_px` (0..64): width of the blend inside the
-    mask's edge. `color_match`: correct the result for the provider's local colour shift
-    before pasting.
-    """
-
-    mode: CompositeMode = "paste"
-    feather_px: int = 4
-    color_match: bool = True
-
-    def __post_init__(self) -> None:
-        if self.mode not in COMPOSITE_MODES:
-            raise ValueError(f"composite mode must be one of {COMPOSITE_MODES}, not {self.mode!r}")
-        if not 0 <= self.feather_px <= MAX_FEATHER_PX:
-            raise ValueError(f"feather_px must be 0..{MAX_FEATHER_PX}, not {self.feather_px}")
-
-
-@dataclass(frozen=True)
 class Quality:
     """QA figures of one output, in 0-255 levels.
 
@@ -79,8 +55,10 @@ class Quality:
     (for the paste, and for the figures; in mode "none" the delivered image keeps its
     own size). `drift_mean`, `drift_p99`: mean and 99th percentile of |result - source|
     over the kept pixels (repaint weight 0), the result at the source's size, all
-    channels; 0.0 when nothing is kept (`compositing_quality.drift`). `seam`: the
-    output's seam score (`compositing_quality.seam`).
+    channels; 0.0 when nothing is kept (`compositing_quality.drift`). `seam`: how much
+    more the colour steps across the mask's edge in the output than in the source along
+    the same edge (`compositing_quality.seam` of each; 0.0 when no more): the image's own
+    texture and edges there are not counted as a seam.
     """
 
     composited: bool
@@ -193,9 +171,10 @@ def finish(
     source_pixels, _ = rgb_at(source_image, source_image.size)
     result_pixels, resized = rgb_at(result_image, source_image.size)
     drift_mean, drift_p99 = drift(source_pixels, weights, result_pixels)
+    own_seam = seam(source_pixels, weights, feather_px=options.feather_px)
     if options.mode == "none":
-        seam_score = seam(result_pixels, weights, feather_px=options.feather_px)
-        quality = Quality(False, resized, drift_mean, drift_p99, seam_score)
+        seam_score = seam(result_pixels, weights, feather_px=options.feather_px) - own_seam
+        quality = Quality(False, resized, drift_mean, drift_p99, max(0.0, seam_score))
         return Finished(result, result_image.format or "", quality)
     output = paste(
         source_pixels,
@@ -204,6 +183,6 @@ def finish(
         feather_px=options.feather_px,
         color_match=options.color_match,
     )
-    seam_score = seam(output, weights, feather_px=options.feather_px)
+    seam_score = max(0.0, seam(output, weights, feather_px=options.feather_px) - own_seam)
     data, encoded_as = encode(output, output_format)
     return Finished(data, encoded_as, Quality(True, resized, drift_mean, drift_p99, seam_score))

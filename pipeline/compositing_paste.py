@@ -26,7 +26,6 @@ import numpy.typing as npt
 Image8 = npt.NDArray[np.uint8]
 Floats = npt.NDArray[np.float32]
 
-MAX_FEATHER_PX = 64
 # The band of kept pixels the colour shift is measured in reaches this far from the edge.
 MIN_BAND_PX = 8
 BAND_FEATHER_MULTIPLE = 3

@@ -168,10 +168,7 @@ class Settings:
             notify_secret=env.notify_secret(),
             dashboard_token=env.dashboard_token(),
             composite=env.composite(),
-            qa_limits=QaLimits(
-                drift_p99_max=env.number("QA_DRIFT_MAX", QaLimits.drift_p99_max, minimum=0.0),
-                seam_max=env.number("QA_SEAM_MAX", QaLimits.seam_max, minimum=0.0),
-            ),
+            qa_limits=env.qa_limits(),
         )
         env.raise_problems()
         return settings
@@ -352,10 +349,18 @@ class _Env:
         feather_px = self.integer("FEATHER_PX", defaults.feather_px, minimum=0)
         if feather_px not in FEATHER_PX:
             self._problems.append(f"{PREFIX}FEATHER_PX must be at most {FEATHER_PX.high:g}")
+            feather_px = defaults.feather_px
         return CompositeOptions(
             mode=self.choice("COMPOSITE", COMPOSITE_MODES),
             feather_px=feather_px,
             color_match=self.boolean("COLOR_MATCH", default=defaults.color_match),
+        )
+
+    def qa_limits(self) -> QaLimits:
+        """`FILLPIPE_QA_DRIFT_MAX` and `FILLPIPE_QA_SEAM_MAX`, in 0-255 units."""
+        return QaLimits(
+            drift_p99_max=self.number("QA_DRIFT_MAX", QaLimits.drift_p99_max, minimum=0.0),
+            seam_max=self.number("QA_SEAM_MAX", QaLimits.seam_max, minimum=0.0),
         )
 
     def dashboard_token(self) -> Secret | None:

@@ -35,7 +35,7 @@ from pipeline.errors import (
 from pipeline.images import ImageInfo, check_edit_inputs, inputs_digest
 from pipeline.ledger.slots import MAX_WAIT_S
 from pipeline.logcontext import add_to_job_context
-from pipeline.models import JobRecord, JobRef
+from pipeline.models import JobRecord, JobRef, JobSpec
 from pipeline.moves import back_in_line, backoff_s, end_job
 from pipeline.polling import file_first_poll
 from pipeline.provider import Submission, encode_body
@@ -104,6 +104,14 @@ def read(rt: Runtime, ref: JobRef, attempt: int) -> JobRecord | None:
     return record
 
 
+def read_inputs(rt: Runtime, spec: JobSpec) -> tuple[bytes, bytes | None]:
+    """The job's image and mask (None: the image's alpha is the mask), from S3."""
+    image = rt.storage.read(S3Uri.parse(spec.image_uri), max_bytes=MAX_INPUT_BYTES)
+    if spec.mask_uri is None:
+        return image, None
+    return image, rt.storage.read(S3Uri.parse(spec.mask_uri), max_bytes=MAX_INPUT_BYTES)
+
+
 def check(rt: Runtime, record: JobRecord) -> Request:
     """Read and check the inputs, then build and encode the provider's request body.
 
@@ -111,12 +119,7 @@ def check(rt: Runtime, record: JobRecord) -> Request:
     already decoded in full (`JobSpec.checked_inputs`).
     """
     spec = record.spec
-    image = rt.storage.read(S3Uri.parse(spec.image_uri), max_bytes=MAX_INPUT_BYTES)
-    mask = (
-        rt.storage.read(S3Uri.parse(spec.mask_uri), max_bytes=MAX_INPUT_BYTES)
-        if spec.mask_uri
-        else None
-    )
+    image, mask = read_inputs(rt, spec)
     unchanged = spec.checked_inputs is not None and spec.checked_inputs == inputs_digest(
         image, mask
     )

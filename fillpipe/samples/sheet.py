@@ -1,5 +1,6 @@
 """The before/after contact sheet: one row per job with its label, the input, the mask
-over the input in red, and the result (or a grey "failed" tile with the reason)."""
+over the input in red, the result (or a grey "failed" tile with the reason), and a heat
+map of how far the provider's own image strayed from the input outside the mask."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from fillpipe.samples.canvas import MASK_THRESHOLD, RGB, png
@@ -19,7 +22,11 @@ SHEET_HEADER_PX = 40
 SHEET_TITLE_FONT_PX = 20
 SHEET_LABEL_FONT_PX = 16
 SHEET_NOTE_FONT_PX = 13
-SHEET_COLUMNS = ("before", "mask", "after")
+SHEET_COLUMNS = ("before", "mask", "after", "drift")
+# The drift map: |provider - input| (mean of the channels) times this, on a heat scale;
+# the masked region, where the provider was asked to change the image, is grey.
+DRIFT_GAIN = 16.0
+DRIFT_MASKED: RGB = (128, 128, 128)
 SHEET_BACKGROUND: RGB = (255, 255, 255)
 SHEET_RULE: RGB = (224, 224, 224)
 SHEET_TEXT: RGB = (30, 30, 30)
@@ -40,6 +47,8 @@ class SheetRow:
     mask_png: bytes
     after: bytes | None
     note: str = ""
+    # The provider's own image, before compositing (None: not at hand, no drift map).
+    provider: bytes | None = None
 
 
 def _font(size_px: int) -> Font:
@@ -120,9 +129,31 @@ def _after_tile(row: SheetRow, thumb_px: int) -> Image.Image:
         return _failed_tile(f"result does not decode. {row.note}".strip(), thumb_px)
 
 
+def _drift_tile(row: SheetRow, thumb_px: int) -> Image.Image:
+    """The heat map of the provider's drift outside the mask, or a grey "n/a" tile."""
+    if row.provider is None:
+        return _failed_tile("no provider image at hand", thumb_px)
+    before = np.asarray(_open_rgb(row.before_png), dtype=np.float32)
+    provider = _open_rgb(row.provider).resize(
+        (before.shape[1], before.shape[0]), Image.Resampling.LANCZOS
+    )
+    drift = np.abs(np.asarray(provider, dtype=np.float32) - before).mean(axis=2)
+    heat = np.clip(drift * DRIFT_GAIN, 0, 255).astype(np.uint8)
+    coloured = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    with Image.open(io.BytesIO(row.mask_png)) as opened:
+        masked = np.asarray(opened.convert("L").resize(provider.size)) >= MASK_THRESHOLD
+    coloured[masked] = DRIFT_MASKED
+    return _thumb(Image.fromarray(coloured), thumb_px)
+
+
 def _row_tiles(row: SheetRow, thumb_px: int) -> list[Image.Image]:
     before = _thumb(_open_rgb(row.before_png), thumb_px)
-    return [before, _overlay(before, row.mask_png), _after_tile(row, thumb_px)]
+    return [
+        before,
+        _overlay(before, row.mask_png),
+        _after_tile(row, thumb_px),
+        _drift_tile(row, thumb_px),
+    ]
 
 
 def _sheet_size(rows: int, thumb_px: int) -> tuple[int, int]:
@@ -163,7 +194,8 @@ def _draw_row(sheet: Image.Image, row: SheetRow, top: int, thumb_px: int) -> Non
 
 
 def contact_sheet(rows: Sequence[SheetRow], *, thumb_px: int = 256) -> bytes:
-    """A PNG grid, one row per job: label | before | mask over before (red) | after.
+    """A PNG grid, one row per job: label | before | mask over before (red) | after |
+    drift (the provider's image against the input, outside the mask; brighter = further).
 
     A row whose `after` is None (or does not decode) shows a grey "failed" tile with its
     note. Thumbnails keep their aspect ratio within `thumb_px` squares.

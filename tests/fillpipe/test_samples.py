@@ -182,3 +182,27 @@ def test_thumbnails_keep_their_aspect_ratio():
     column = sheet[top : top + 100, left + 50]
     blue = (column[:, 2] > 200) & (column[:, 0] < 60)
     assert 23 <= int(blue.sum()) <= 27
+
+
+def test_the_drift_map_lights_up_where_the_provider_strayed_outside_the_mask(samples):
+    sample = samples[0]
+    before = np.asarray(decode(sample.image_png).convert("RGB"), dtype=np.int16)
+    shifted = before.copy()
+    shifted[:, : before.shape[1] // 2] += 8  # the provider drifted on the left half only
+    provider = Image.fromarray(np.clip(shifted, 0, 255).astype(np.uint8))
+    out = io.BytesIO()
+    provider.save(out, "PNG")
+    drifted = SheetRow(
+        sample.name, sample.image_png, sample.mask_png, out.getvalue(), "", out.getvalue()
+    )
+
+    sheet = np.asarray(decode(contact_sheet([drifted], thumb_px=128))).astype(int)
+
+    left = SHEET_PAD_PX + SHEET_LABEL_COL_PX + 3 * (128 + SHEET_PAD_PX)
+    top = SHEET_HEADER_PX + SHEET_PAD_PX // 2
+    tile = sheet[top : top + 128, left : left + 128]
+    small_mask = np.asarray(decode(sample.mask_png).resize((128, 128))) > 127
+    kept_left, kept_right = ~small_mask, ~small_mask
+    kept_left[:, 64:], kept_right[:, :64] = False, False
+    brightness = tile.sum(axis=2)
+    assert brightness[kept_left].mean() > brightness[kept_right].mean() + 100

@@ -1,9 +1,11 @@
 """The job life cycle against a real Valkey and a real S3 server, with a scripted provider."""
 
 import dataclasses
+import io
 import json
 
 import pytest
+from PIL import Image
 
 from pipeline import reports
 from pipeline.callbacks import CallbackReport
@@ -156,13 +158,21 @@ def test_callbacks_are_deduplicated_and_stale_ones_ignored(rt, new_job, fake):
     assert accept(ref.__class__(ref.batch_id, "nope"), 1) == "unknown"
 
 
+def pixels_of(data: bytes) -> list[int]:
+    return list(Image.open(io.BytesIO(data)).convert("RGB").tobytes())
+
+
 def test_collect_stores_once_with_tags_and_metadata(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
     assert collect_job(rt, ref, 1) is JobState.STORED
     assert collect_job(rt, ref, 1) is None  # a redelivered collect
     record = rt.ledger.jobs.get(ref)
     stored = rt.storage.fetch(S3Uri.parse(record.spec.output_uri))
-    assert stored.body == fake.result_bytes and stored.content_type == "image/png"
+    # The mask repaints every pixel: the output is the provider's image, pasted whole.
+    assert pixels_of(stored.body) == pixels_of(fake.result_bytes)
+    assert stored.content_type == "image/png"
+    assert stored.metadata["qa-composited"] == "true"
+    assert record.qa is not None and record.qa["composited"] is True
     assert stored.tags == {
         "fillpipe-batch": ref.batch_id,
         "fillpipe-job": ref.job_id,
