@@ -150,7 +150,7 @@ def paste_case(images: Images) -> Image8:
 
 def quality_case(images: Images, output: Image8) -> None:
     drift(images.source, images.mask, images.result)
-    seam(output, images.mask, feather_px=FEATHER_PX)
+    seam(output, images.mask)
 
 
 def check_output(images: Images, output: Image8) -> None:
@@ -163,9 +163,9 @@ def check_output(images: Images, output: Image8) -> None:
     )
     print(
         f"    check: kept pixels equal the source: {exact}; drift mean {drift_mean:.2f}, "
-        f"p99 {drift_p99:.0f}; seam {seam(output, images.mask, feather_px=FEATHER_PX):.2f} "
-        f"(without colour matching {seam(plain, images.mask, feather_px=FEATHER_PX):.2f}, "
-        f"the source's own {seam(images.source, images.mask, feather_px=FEATHER_PX):.2f})"
+        f"p99 {drift_p99:.0f}; seam {seam(output, images.mask):.2f} "
+        f"(without colour matching {seam(plain, images.mask):.2f}, "
+        f"the source's own {seam(images.source, images.mask):.2f})"
     )
 
 

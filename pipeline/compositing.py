@@ -171,9 +171,9 @@ def finish(
     source_pixels, _ = rgb_at(source_image, source_image.size)
     result_pixels, resized = rgb_at(result_image, source_image.size)
     drift_mean, drift_p99 = drift(source_pixels, weights, result_pixels)
-    own_seam = seam(source_pixels, weights, feather_px=options.feather_px)
+    own_seam = seam(source_pixels, weights)
     if options.mode == "none":
-        seam_score = seam(result_pixels, weights, feather_px=options.feather_px) - own_seam
+        seam_score = seam(result_pixels, weights) - own_seam
         quality = Quality(False, resized, drift_mean, drift_p99, max(0.0, seam_score))
         return Finished(result, result_image.format or "", quality)
     output = paste(
@@ -183,6 +183,6 @@ def finish(
         feather_px=options.feather_px,
         color_match=options.color_match,
     )
-    seam_score = max(0.0, seam(output, weights, feather_px=options.feather_px) - own_seam)
+    seam_score = max(0.0, seam(output, weights) - own_seam)
     data, encoded_as = encode(output, output_format)
     return Finished(data, encoded_as, Quality(True, resized, drift_mean, drift_p99, seam_score))

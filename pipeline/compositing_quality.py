@@ -14,11 +14,10 @@ from pipeline.compositing_paste import Floats, Image8, edge_distance, repaint_bo
 
 DRIFT_PERCENTILE = 0.99
 LEVELS = 256
-# The seam's local means: Gaussian sigma, the inside band's width beyond the feather,
-# and the outside band's width.
+# The seam's local means: Gaussian sigma, and the width of the bands either side of the
+# edge they average (narrow: deeper inside, the edit itself begins to count).
 SEAM_SIGMA_PX = 3.0
-SEAM_INSIDE_EXTRA_PX = 2
-SEAM_OUTSIDE_PX = 3
+SEAM_BAND_PX = 3
 KERNEL_SIGMAS = 3
 # A boundary pixel touches a kept pixel on one of its four sides.
 BOUNDARY_DISTANCE_PX = 1.0
@@ -57,21 +56,20 @@ def local_mean(image: Image8, band: np.ndarray, at: np.ndarray) -> tuple[Floats,
     return mean, weights
 
 
-def seam(image: Image8, mask: Image8, *, feather_px: int) -> float:
+def seam(image: Image8, mask: Image8) -> float:
     """How much the colour jumps across the mask's edge in `image`, in 0-255 levels.
 
     The edge's pixels are the repaint pixels (mask > 0) with a kept pixel (mask 0) on one
     of their four sides. At each, two local means of `image` are taken by normalized
     convolution with a Gaussian of sigma SEAM_SIGMA_PX: one over the inside band (repaint
-    pixels at most feather_px + SEAM_INSIDE_EXTRA_PX from the edge), one over the outside
-    band (kept pixels at most SEAM_OUTSIDE_PX from the edge). The score is the mean, over
+    pixels at most SEAM_BAND_PX from the edge), one over the outside band (kept pixels
+    at most SEAM_BAND_PX from the edge). The score is the mean, over
     the edge's pixels and the three channels, of |inside mean - outside mean|: about 0 for
     a seamless paste (the image's texture averages out in the means), the size of the
     colour step where the paste shows. 0.0 when the mask has no edge (it keeps
     everything or repaints everything).
     """
-    inside_px = feather_px + SEAM_INSIDE_EXTRA_PX
-    margin_px = SEAM_OUTSIDE_PX + int(KERNEL_SIGMAS * SEAM_SIGMA_PX) + 1
+    margin_px = SEAM_BAND_PX + int(KERNEL_SIGMAS * SEAM_SIGMA_PX) + 1
     box = repaint_box(mask, margin_px)
     if box is None:
         return 0.0
@@ -81,9 +79,9 @@ def seam(image: Image8, mask: Image8, *, feather_px: int) -> float:
     if not edge.any():
         return 0.0
     crop = image[box.rows, box.columns]
-    inside_mean, _ = local_mean(crop, inside & (inside_distance <= inside_px), edge)
+    inside_mean, _ = local_mean(crop, inside & (inside_distance <= SEAM_BAND_PX), edge)
     outside = ~inside
-    outside_band = outside & (edge_distance(outside) <= SEAM_OUTSIDE_PX)
+    outside_band = outside & (edge_distance(outside) <= SEAM_BAND_PX)
     outside_mean, outside_weight = local_mean(crop, outside_band, edge)
     measured = outside_weight > MIN_BAND_WEIGHT
     if not measured.any():

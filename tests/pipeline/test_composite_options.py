@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from fillpipe.cli import main
 from pipeline.errors import ConfigError
 from pipeline.models import CompositeChoice, CompositeOptions, EditParams, JobRef, JobSpec
 from pipeline.reports import CSV_FIELDS, csv_row, is_flagged
 from pipeline.settings import Settings
+from pipeline.states import JobState
+from tests.ledger_jobs import WALK_TO_STORED
 from tests.pipeline.test_manifest import BASE, jsonl, one_problem, rows
+from tests.pipeline.test_notify import cli_env
 from tests.pipeline.test_rules import bad, rule
 
 pytestmark = pytest.mark.timeout(30)
@@ -103,3 +110,30 @@ def test_results_csv_spreads_the_qa_figures_into_columns():
     assert flat["qa.seam"] is None and "qa" not in flat
     assert set(flat) <= set(CSV_FIELDS) | {"id", "state"}
     assert is_flagged(row) and not is_flagged({"qa": None})
+
+
+def store_with_qa(rt, ref, qa: dict[str, object]) -> None:
+    source = JobState.DISPATCHED
+    for step in (*WALK_TO_STORED, JobState.STORED):
+        fields = {"qa": json.dumps(qa)} if step is JobState.STORED else {}
+        rt.ledger.jobs.transition(ref, from_states=[source], to_state=step, fields=fields)
+        source = step
+
+
+@pytest.mark.parametrize("flagged", [True, False])
+def test_results_flagged_lists_only_the_flagged_jobs(rt, new_job, valkey_url, s3_env, flagged):
+    ref = new_job()
+    store_with_qa(rt, ref, {"composited": True, "drift_mean": 3.0, "seam": 9.5, "flagged": flagged})
+    env = cli_env(valkey_url, s3_env)
+
+    only = CliRunner().invoke(main, ["results", ref.batch_id, "--flagged"], env=env)
+    every = CliRunner().invoke(main, ["results", ref.batch_id, "--format", "csv"], env=env)
+
+    assert only.exit_code == 0 and every.exit_code == 0, only.output + every.output
+    lines = only.output.splitlines()
+    assert len(lines) == (1 if flagged else 0)
+    if flagged:
+        assert json.loads(lines[0])["qa"]["seam"] == 9.5
+    header, row = every.output.splitlines()
+    assert "qa.flagged" in header.split(",")
+    assert row.endswith(str(flagged))
