@@ -24,7 +24,6 @@ from pipeline.errors import (
     ResultLost,
     UnsafeResult,
 )
-from pipeline.images import check_result
 from pipeline.logcontext import add_to_job_context
 from pipeline.models import JobRecord, JobRef
 from pipeline.moves import back_in_line, end_job
@@ -130,8 +129,7 @@ def _lost(rt: Runtime, record: JobRecord, error: ResultLost) -> JobState | None:
 
 def _store_result(rt: Runtime, record: JobRecord, polling_url: str, result: TaskResult) -> JobState:
     data = _download(rt, record, polling_url, result)
-    check_result(data)
-    made = make_output(rt, record, data)
+    made = make_output(rt, record, data)  # decodes the result: bytes that do not, fail it
     output = S3Uri.parse(record.spec.output_uri)
     outcome = rt.storage.put_new(
         output,

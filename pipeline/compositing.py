@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.compositing_paste import Image8, paste
-from pipeline.compositing_quality import drift, seam
+from pipeline.compositing_quality import drift, seams
 from pipeline.errors import InputError
 from pipeline.images import MAX_PIXELS
 from pipeline.models import CompositeOptions, OutputFormat
@@ -171,10 +171,9 @@ def finish(
     source_pixels, _ = rgb_at(source_image, source_image.size)
     result_pixels, resized = rgb_at(result_image, source_image.size)
     drift_mean, drift_p99 = drift(source_pixels, weights, result_pixels)
-    own_seam = seam(source_pixels, weights)
     if options.mode == "none":
-        seam_score = seam(result_pixels, weights) - own_seam
-        quality = Quality(False, resized, drift_mean, drift_p99, max(0.0, seam_score))
+        seam_score = excess_seam(result_pixels, source_pixels, weights)
+        quality = Quality(False, resized, drift_mean, drift_p99, seam_score)
         return Finished(result, result_image.format or "", quality)
     output = paste(
         source_pixels,
@@ -183,6 +182,12 @@ def finish(
         feather_px=options.feather_px,
         color_match=options.color_match,
     )
-    seam_score = max(0.0, seam(output, weights) - own_seam)
+    seam_score = excess_seam(output, source_pixels, weights)
     data, encoded_as = encode(output, output_format)
     return Finished(data, encoded_as, Quality(True, resized, drift_mean, drift_p99, seam_score))
+
+
+def excess_seam(image: Image8, source: Image8, weights: Image8) -> float:
+    """The image's seam score beyond the source's own along the same edge (0.0 if none)."""
+    own, found = seams((source, image), weights)
+    return max(0.0, found - own)

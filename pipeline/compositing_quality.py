@@ -43,48 +43,61 @@ def drift(source: Image8, mask: Image8, result: Image8) -> tuple[float, float]:
     return mean, float(percentile)
 
 
-def local_mean(image: Image8, band: np.ndarray, at: np.ndarray) -> tuple[Floats, Floats]:
-    """At the pixels `at` selects: the Gaussian-weighted mean colour of the band's pixels
-    around each (normalized convolution, sigma SEAM_SIGMA_PX), one row per pixel, and the
-    blurred band weight behind it."""
+def local_means(
+    images: tuple[Image8, ...], band: np.ndarray, at: np.ndarray
+) -> tuple[list[Floats], Floats]:
+    """At the pixels `at` selects: for each image, the Gaussian-weighted mean colour of the
+    band's pixels around each (normalized convolution, sigma SEAM_SIGMA_PX), one row per
+    pixel; and the blurred band weight behind them (shared by the images)."""
     weight = band.astype(np.float32)
-    weighted = cv2.multiply(image, cv2.merge([weight, weight, weight]), dtype=cv2.CV_32F)
-    numerator = cv2.GaussianBlur(weighted, (0, 0), SEAM_SIGMA_PX, borderType=cv2.BORDER_CONSTANT)
     denominator = cv2.GaussianBlur(weight, (0, 0), SEAM_SIGMA_PX, borderType=cv2.BORDER_CONSTANT)
     weights: Floats = denominator[at]
-    mean: Floats = numerator[at] / np.maximum(weights, MIN_BAND_WEIGHT)[:, None]
-    return mean, weights
+    spread = cv2.merge([weight, weight, weight])
+    means = []
+    for image in images:
+        weighted = cv2.multiply(image, spread, dtype=cv2.CV_32F)
+        numerator = cv2.GaussianBlur(
+            weighted, (0, 0), SEAM_SIGMA_PX, borderType=cv2.BORDER_CONSTANT
+        )
+        means.append(numerator[at] / np.maximum(weights, MIN_BAND_WEIGHT)[:, None])
+    return means, weights
 
 
-def seam(image: Image8, mask: Image8) -> float:
-    """How much the colour jumps across the mask's edge in `image`, in 0-255 levels.
+def seams(images: tuple[Image8, ...], mask: Image8) -> list[float]:
+    """How much the colour jumps across the mask's edge in each image, in 0-255 levels.
 
     The edge's pixels are the repaint pixels (mask > 0) with a kept pixel (mask 0) on one
-    of their four sides. At each, two local means of `image` are taken by normalized
+    of their four sides. At each, two local means of an image are taken by normalized
     convolution with a Gaussian of sigma SEAM_SIGMA_PX: one over the inside band (repaint
     pixels at most SEAM_BAND_PX from the edge), one over the outside band (kept pixels
-    at most SEAM_BAND_PX from the edge). The score is the mean, over
-    the edge's pixels and the three channels, of |inside mean - outside mean|: about 0 for
-    a seamless paste (the image's texture averages out in the means), the size of the
+    at most SEAM_BAND_PX from the edge). An image's score is the mean, over the edge's
+    pixels and the three channels, of |inside mean - outside mean|: about 0 for a
+    seamless paste (the image's texture averages out in the means), the size of the
     colour step where the paste shows. 0.0 when the mask has no edge (it keeps
-    everything or repaints everything).
+    everything or repaints everything). The images share the mask's bands, worked out
+    once.
     """
     margin_px = SEAM_BAND_PX + int(KERNEL_SIGMAS * SEAM_SIGMA_PX) + 1
     box = repaint_box(mask, margin_px)
     if box is None:
-        return 0.0
+        return [0.0] * len(images)
     inside = mask[box.rows, box.columns] > 0
     inside_distance = edge_distance(inside)
     edge = inside & (inside_distance <= BOUNDARY_DISTANCE_PX)
-    if not edge.any():
-        return 0.0
-    crop = image[box.rows, box.columns]
-    inside_mean, _ = local_mean(crop, inside & (inside_distance <= SEAM_BAND_PX), edge)
     outside = ~inside
     outside_band = outside & (edge_distance(outside) <= SEAM_BAND_PX)
-    outside_mean, outside_weight = local_mean(crop, outside_band, edge)
+    crops = tuple(image[box.rows, box.columns] for image in images)
+    inside_means, _ = local_means(crops, inside & (inside_distance <= SEAM_BAND_PX), edge)
+    outside_means, outside_weight = local_means(crops, outside_band, edge)
     measured = outside_weight > MIN_BAND_WEIGHT
-    if not measured.any():
-        return 0.0
-    steps = np.abs(inside_mean[measured] - outside_mean[measured])
-    return float(steps.mean())
+    if not edge.any() or not measured.any():
+        return [0.0] * len(images)
+    return [
+        float(np.abs(inner[measured] - outer[measured]).mean())
+        for inner, outer in zip(inside_means, outside_means, strict=True)
+    ]
+
+
+def seam(image: Image8, mask: Image8) -> float:
+    """The seam score of one image (`seams`)."""
+    return seams((image,), mask)[0]

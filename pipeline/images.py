@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.errors import InputError, UnsafeResult
+from pipeline.errors import InputError
 
 MAX_PIXELS = 50_000_000
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -95,11 +95,3 @@ def check_in_full(image: bytes, mask: bytes | None) -> tuple[ImageInfo, str]:
     """`check_edit_inputs` decoding every pixel, and the pair's `inputs_digest`: what a
     job records (`JobSpec.checked_inputs`) so its submit need not decode them again."""
     return check_edit_inputs(image, mask), inputs_digest(image, mask)
-
-
-def check_result(data: bytes) -> ImageInfo:
-    """A downloaded result must decode as an image; `UnsafeResult` if it does not."""
-    try:
-        return inspect(data, what="the result")
-    except InputError as error:
-        raise UnsafeResult(str(error)) from None

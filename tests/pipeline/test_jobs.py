@@ -224,6 +224,7 @@ def test_result_that_is_not_an_image_is_not_stored(rt, new_job, fake):
     ref = submitted(rt, new_job, fake)
     fake.result_bytes = b"<html>not an image</html>"
     assert collect_job(rt, ref, 1) is JobState.FAILED
+    assert "the result does not decode as an image" in rt.ledger.jobs.get(ref).error
     assert rt.storage.metadata(S3Uri.parse(rt.ledger.jobs.get(ref).spec.output_uri)) is None
 
 
