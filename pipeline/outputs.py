@@ -1,8 +1,9 @@
 """From the provider's result to the output fillpipe stores, with its QA figures.
 
-The job's own inputs are read again from S3, and the result is laid over the source
-through the mask with local colour matching (`pipeline.compositing`), unless the job
-asks for the provider's image as delivered (`composite: none`). Either way the result's
+The result is laid over the job's own source through its mask with local colour
+matching (`pipeline.compositing`): the inputs its submit sent, kept in this process
+(`pipeline.sent_inputs`), else read again from S3. A job may ask for the provider's
+image as delivered instead (`composite: none`). Either way the result's
 drift from the source outside the mask and the seam are measured; an output past the
 limits (`FILLPIPE_QA_DRIFT_MAX`, `FILLPIPE_QA_SEAM_MAX`) is flagged, never failed.
 """
@@ -42,7 +43,7 @@ def make_output(rt: Runtime, record: JobRecord, result: bytes) -> Output:
     """The output of the job from the provider's `result` (`InputError` when the job's
     inputs or the result cannot be read as images)."""
     spec = record.spec
-    source, mask = read_inputs(rt, spec)
+    source, mask = rt.sent_inputs.take(record.ref) or read_inputs(rt, spec)
     finished = finish(
         source, mask, result, options=spec.composite, output_format=spec.params.output_format
     )

@@ -16,6 +16,7 @@ from pipeline.errors import FillpipeError
 from pipeline.ledger import Ledger
 from pipeline.provider import Providers
 from pipeline.routing import AccountRouter
+from pipeline.sent_inputs import SentInputs
 from pipeline.settings import Settings
 from pipeline.signing import CallbackSigner
 from pipeline.storage import Storage
@@ -36,6 +37,8 @@ class Runtime:
     fetcher: ResultFetcher
     signer: CallbackSigner
     clock: Callable[[], float] = field(default=time.time)
+    # What each job's submit sent, for its collect in this process (`pipeline.sent_inputs`).
+    sent_inputs: SentInputs = field(default_factory=SentInputs)
 
     @classmethod
     def from_settings(

@@ -120,6 +120,7 @@ def check(rt: Runtime, record: JobRecord) -> Request:
     """
     spec = record.spec
     image, mask = read_inputs(rt, spec)
+    rt.sent_inputs.keep(record.ref, image, mask)
     unchanged = spec.checked_inputs is not None and spec.checked_inputs == inputs_digest(
         image, mask
     )
