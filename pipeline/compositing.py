@@ -16,16 +16,15 @@ Without a mask image, the source's alpha channel is the mask: alpha 255 (opaque)
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from pipeline.compositing_paste import Image8, paste
 from pipeline.compositing_quality import drift, seams
 from pipeline.errors import InputError
-from pipeline.images import MAX_PIXELS
+from pipeline.images import ALPHA_MODES, decode
 from pipeline.models import CompositeOptions, OutputFormat
 
 JPEG_QUALITY = 95
@@ -35,15 +34,6 @@ JPEG_SUBSAMPLING = 0
 # textured 1 MP image (bench_composite); the output is written once and read rarely.
 PNG_COMPRESS_LEVEL = 1
 FIGURE_DECIMALS = 2
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-_DECODE_ERRORS = (
-    UnidentifiedImageError,
-    OSError,
-    SyntaxError,
-    ValueError,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
-)
 
 
 @dataclass(frozen=True)
@@ -87,28 +77,11 @@ class Finished:
     quality: Quality
 
 
-def decode(data: bytes, what: str) -> Image.Image:
-    """Decode `data` in full; `InputError` naming `what` when it is no image or is over
-    the pixel limit."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                raise InputError(
-                    f"{what} is {image.width}x{image.height}, over the {MAX_PIXELS} pixel limit"
-                )
-            image.load()
-            return image
-    except _DECODE_ERRORS as error:
-        raise InputError(f"{what} does not decode as an image ({type(error).__name__})") from None
-
-
 def repaint_mask(source: Image.Image, mask: bytes | None) -> Image8:
     """The repaint weight x 255 as a uint8 array of the source's size: the mask image
     read as L, or 255 - the source's alpha when there is no mask image."""
     if mask is None:
-        if source.mode not in _ALPHA_MODES and "transparency" not in source.info:
+        if source.mode not in ALPHA_MODES and "transparency" not in source.info:
             raise InputError(
                 "the source has no alpha channel and no mask was given: "
                 "nothing says which pixels to keep"

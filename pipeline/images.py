@@ -12,7 +12,16 @@ from PIL import Image, UnidentifiedImageError
 from pipeline.errors import InputError
 
 MAX_PIXELS = 50_000_000
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+# What Pillow raises for bytes that are no image it can read, or one too large to read.
+DECODE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 @dataclass(frozen=True)
@@ -43,16 +52,26 @@ def inspect(data: bytes, *, what: str = "image", full: bool = True) -> ImageInfo
                     )
                 if full:
                     image.load()
-                has_alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
+                has_alpha = image.mode in ALPHA_MODES or "transparency" in image.info
                 return ImageInfo(image.width, image.height, image.format or "", has_alpha)
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as error:
+    except DECODE_ERRORS as error:
+        raise InputError(f"{what} does not decode as an image ({type(error).__name__})") from None
+
+
+def decode(data: bytes, what: str) -> Image.Image:
+    """Decode `data` in full; `InputError` naming `what` when it is no image or is over
+    the pixel limit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise InputError(
+                    f"{what} is {image.width}x{image.height}, over the {MAX_PIXELS} pixel limit"
+                )
+            image.load()
+            return image
+    except DECODE_ERRORS as error:
         raise InputError(f"{what} does not decode as an image ({type(error).__name__})") from None
 
 

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pipeline.models import JobRecord
-from pipeline.overview import account_overview, batch_list, job_page
+from pipeline.overview import account_overview, batch_list
 from pipeline.reports import result_row
-from webhook_receiver.dashboard.pages import only_failed, page_number, retry_jobs
+from webhook_receiver.dashboard.pages import page_number, requested_jobs, retry_jobs
 
 if TYPE_CHECKING:
     from webhook_receiver.dashboard.app import DashboardSources
@@ -46,13 +46,7 @@ class JsonApi:
 
     def batch(self, request: Request) -> Response:
         batch_id = request.path_params["batch"]
-        found = job_page(
-            self._sources.ledger,
-            batch_id,
-            self._sources.clock(),
-            page=page_number(request),
-            only_failed=only_failed(request),
-        )
+        found = requested_jobs(self._sources, request)
         if found is None:
             return JSONResponse({"error": f"no batch {batch_id!r} in the ledger"}, 404)
         return JSONResponse(

@@ -17,7 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from pipeline.errors import InputError
 from pipeline.models import JobRecord, JobRef
-from pipeline.overview import account_overview, batch_list, job_page
+from pipeline.overview import JobPage, account_overview, batch_list, job_page
 from pipeline.states import JobState
 from webhook_receiver.dashboard import formats
 
@@ -77,13 +77,7 @@ class Pages:
     def batch(self, request: Request) -> Response:
         """One batch and a page of its jobs."""
         batch_id = request.path_params["batch"]
-        found = job_page(
-            self._sources.ledger,
-            batch_id,
-            self._sources.clock(),
-            page=page_number(request),
-            only_failed=only_failed(request),
-        )
+        found = requested_jobs(self._sources, request)
         if found is None:
             context = {"batch_id": batch_id}
             return self._templates.TemplateResponse(request, "missing.html", context, 404)
@@ -133,6 +127,18 @@ class Pages:
     def _accounts(self) -> list[object]:
         sources = self._sources
         return list(account_overview(sources.ledger, sources.flavors, sources.balances))
+
+
+def requested_jobs(sources: DashboardSources, request: Request) -> JobPage | None:
+    """The page of the batch's jobs the request asks for (`?page=`, `?failed=1`); None
+    for a batch the ledger does not hold."""
+    return job_page(
+        sources.ledger,
+        request.path_params["batch"],
+        sources.clock(),
+        page=page_number(request),
+        only_failed=only_failed(request),
+    )
 
 
 def preview_source(job: JobRecord, kind: str) -> str | None:
