@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import io
 
+from botocore.exceptions import BotoCoreError
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, StorageUnavailable
 from pipeline.images import MAX_PIXELS
 from pipeline.storage import S3Uri, Storage
 
@@ -55,9 +56,13 @@ class Thumbnails:
 
     def get(self, uri: str, version: str = "") -> bytes:
         """The preview of the object at `uri` (an s3:// URI) as it is at `version`;
-        `InputError` when it is missing, too large or not an image."""
+        `InputError` when it is missing, too large or not an image, `PermanentError` when
+        S3 refuses access, `StorageUnavailable` when S3 cannot be reached."""
         return self._cached(uri, version)
 
     def _make(self, uri: str, version: str) -> bytes:
-        data = self._storage.read(S3Uri.parse(uri), max_bytes=MAX_SOURCE_BYTES)
+        try:
+            data = self._storage.read(S3Uri.parse(uri), max_bytes=MAX_SOURCE_BYTES)
+        except BotoCoreError as error:  # no connection, a timeout: it may pass
+            raise StorageUnavailable(f"S3 could not be reached for {uri}: {error}") from None
         return thumbnail(data, max_px=self._max_px)

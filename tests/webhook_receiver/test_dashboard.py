@@ -18,7 +18,7 @@ from pipeline.ledger import Ledger, PoolLimits, redis_client
 from pipeline.secret import Secret
 from pipeline.settings import Settings
 from pipeline.states import JobState
-from pipeline.storage import S3Uri, Storage
+from pipeline.storage import S3Uri, Storage, make_s3_client
 from pipeline.thumbnails import THUMBNAIL_PX, Thumbnails
 from tests.ledger_jobs import FAILED_ERROR, end_dispatched, make_batch
 from webhook_receiver.dashboard import DashboardSources, create_app
@@ -244,3 +244,25 @@ def test_redis_out_of_reach_is_503_not_500(storage: Storage):
     with TestClient(create_app(sources, token=Secret(TOKEN))) as down:
         for path in ("/", "/batches/b1", "/api/batches", "/healthz"):
             assert down.get(path, headers=BEARER).status_code == 503
+
+
+def test_s3_out_of_reach_is_503_for_a_preview(ledger: Ledger, s3_env, valkey_url):
+    (port,) = free_ports(1)
+    environ = {
+        **s3_env,
+        "FILLPIPE_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "FILLPIPE_REDIS_URL": valkey_url,
+        "FILLPIPE_SIGNING_KEY": "s" * 40,
+        "FILLPIPE_PROVIDER_URL": "http://127.0.0.1:9",
+        "FILLPIPE_PROVIDER_KEY": "unused",
+    }
+    unreachable = Storage(make_s3_client(Settings.from_environ(environ), timeout_s=1, attempts=1))
+    make_batch(ledger, "b-s3", 1, account="brand")
+    sources = DashboardSources(
+        ledger=ledger, thumbnails=Thumbnails(unreachable), flavors={}, read_balances=list
+    )
+    with TestClient(create_app(sources, token=Secret(TOKEN))) as down:
+        answer = down.get("/batches/b-s3/thumbs/image?job=job-000", headers=BEARER)
+
+    assert answer.status_code == 503
+    assert answer.text == "S3 cannot be reached; try again shortly"

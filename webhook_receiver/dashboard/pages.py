@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, PermanentError
 from pipeline.models import JobRecord, JobRef
 from pipeline.overview import JobPage, account_overview, batch_list, job_page
 from pipeline.states import JobState
@@ -113,7 +113,7 @@ class Pages:
             return Response("the job has no such image", status_code=404)
         try:
             body = self._sources.thumbnails.get(uri, version=str(job.attempt))
-        except InputError as error:
+        except (InputError, PermanentError) as error:  # missing, not an image, refused
             return Response(str(error), status_code=404)
         return Response(body, media_type="image/jpeg", headers={"Cache-Control": PREVIEW_CACHE})
 
